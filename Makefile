@@ -1,0 +1,56 @@
+# Tessera: `make run` builds the demo end to end, `make test` runs the suite. Nothing to install
+# by hand: the first call bootstraps uv into .tools/ and syncs .venv from uv.lock.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+MANIFEST := dbt_project/target/manifest.json
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export UV_PYTHON_DOWNLOADS := never
+export DAGSTER_HOME ?= $(abspath data/dagster_home)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup run dev test lint format bench clean
+
+setup: $(VENV)/.synced $(MANIFEST)
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+# dagster-dbt loads the dbt manifest at import time; parse whenever the dbt project changes.
+$(MANIFEST): $(VENV)/.synced $(shell find dbt_project -name '*.sql' -o -name '*.yml' 2>/dev/null | grep -v '/target/')
+	cd dbt_project && ../$(BIN)/dbt parse --quiet --profiles-dir . --target-path target
+	touch $@
+
+run: setup
+	$(BIN)/tessera run --days $(or $(DAYS),14)
+
+dev: setup
+	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || $(BIN)/python -c "from orchestration.run_cli import ensure_dagster_home; from orchestration.settings import load_settings; ensure_dagster_home(load_settings())"
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# pytest exits 5 when it collects no test: that is a failure of the suite, not a pass.
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/python -m bench.run $(if $(SIZES),--sizes $(SIZES),)
+
+clean:
+	rm -rf $(VENV) .tools dbt_project/target data

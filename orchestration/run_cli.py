@@ -1,0 +1,206 @@
+"""`tessera run`: materialize the daily pipeline for the last N campaign dates, in date order."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from orchestration.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+#: The instance settings `tessera run` and `make dev` share: one writer of DuckDB at a time.
+DAGSTER_YAML = """\
+# Written by `tessera run`. Only one step at a time may write the DuckDB warehouse.
+concurrency:
+  pools:
+    granularity: op
+    default_limit: 1
+telemetry:
+  enabled: false
+"""
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Point DAGSTER_HOME at data/dagster_home (unless set) and give it the pool settings."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.data_dir / "dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    return home
+
+
+def campaign_dates(end: dt.date, days: int) -> list[str]:
+    """The `days` campaign dates ending at `end`, oldest first."""
+    if days < 1:
+        raise ValueError(f"--days must be at least 1, got {days}")
+    return [(end - dt.timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]
+
+
+def ensure_demo_data(settings: Settings, end: dt.date) -> bool:
+    """Generate the demo shop when the landing folder is missing; True if it generated."""
+    if settings.landing_dir.exists():
+        return False
+    from orchestration.demo import generate_shop
+
+    log.info(
+        "no landing data in %s: generating the demo shop (%s customers, seed %s)",
+        settings.landing_dir,
+        f"{settings.demo_customers:,}",
+        settings.demo_seed,
+    )
+    generate_shop(
+        settings.landing_dir,
+        customers=settings.demo_customers,
+        seed=settings.demo_seed,
+        start=end - dt.timedelta(days=730),
+        end=end,
+    )
+    return True
+
+
+@contextlib.contextmanager
+def local_sink(settings: Settings) -> Iterator[str | None]:
+    """Run the local provider sink (SendGrid/Twilio look-alike) for the run, when it exists."""
+    try:
+        from activations.sink import running_sink
+    except ImportError:
+        yield None
+        return
+    with running_sink(settings.data_dir) as sink:
+        os.environ["TESSERA_SINK_URL"] = sink.url
+        yield sink.url
+
+
+def catch_up_selection(defs, job_name: str) -> list:
+    """Assets to rebuild for the 2nd..Nth date of a catch-up.
+
+    The first date refreshes everything. Later dates need the per-date assets plus the
+    campaign-response loop (yesterday's provider events feed today's features and suppressions);
+    history-wide training snapshots and models keep their own weekly cadence.
+    """
+    import dagster as dg
+
+    graph = defs.resolve_asset_graph()
+    partitioned = {k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def}
+    feedback = (
+        dg.AssetSelection.keys("raw_campaign_responses").downstream()
+        & dg.AssetSelection.keys(*partitioned).upstream()
+    ).resolve(graph)
+    feedback = {
+        k
+        for k in feedback
+        if k not in partitioned
+        and graph.get(k).group_name not in ("ml",)
+        and k.to_user_string() != "customer_feature_snapshots"
+    }
+    job_keys = set(defs.resolve_job_def(job_name).asset_layer.selected_asset_keys)
+    return sorted((partitioned | feedback) & job_keys)
+
+
+def warehouse_summary(warehouse: Path) -> list[tuple[str, str, int]]:
+    """(schema, table, rows) for every table in the warehouse, read-only."""
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        tables = con.execute(
+            "select schema_name, table_name, estimated_size from duckdb_tables() "
+            "order by schema_name, table_name"
+        ).fetchall()
+        rows = []
+        for schema, table, _ in tables:
+            n = con.execute(f'select count(*) from "{schema}"."{table}"').fetchall()[0][0]
+            rows.append((schema, table, n))
+    return rows
+
+
+def run(days: int, end: dt.date | None, full_each_day: bool) -> int:
+    settings = load_settings()
+    end = end or dt.datetime.now(ZoneInfo(settings.timezone)).date()
+    dates = campaign_dates(end, days)
+    ensure_dagster_home(settings)
+    generated = ensure_demo_data(settings, end)
+
+    import dagster as dg
+
+    from orchestration.definitions import defs as load_defs
+
+    started = time.monotonic()
+    with local_sink(settings) as sink_url:
+        if sink_url:
+            log.info("local provider sink listening on %s", sink_url)
+        defs = load_defs()
+        job = defs.resolve_job_def("daily_pipeline")
+        later = None if full_each_day else catch_up_selection(defs, "daily_pipeline")
+        instance = dg.DagsterInstance.get()
+        for i, date in enumerate(dates):
+            t0 = time.monotonic()
+            selection = None if (i == 0 or later is None) else later
+            result = job.execute_in_process(
+                partition_key=date,
+                instance=instance,
+                asset_selection=selection,
+                tags={"tessera/trigger": "tessera run"},
+                raise_on_error=False,
+            )
+            if not result.success:
+                failed = [e.step_key for e in result.all_events if e.is_step_failure]
+                log.error(
+                    "campaign date %s failed at %s; fix the cause and rerun `make run` "
+                    "(finished dates are not redone differently: reruns are idempotent). "
+                    "Details in the Dagster UI (`make dev`), run %s.",
+                    date,
+                    ", ".join(failed) or "an unknown step",
+                    result.run_id,
+                )
+                return 1
+            log.info("campaign date %s done in %.1fs", date, time.monotonic() - t0)
+
+    summary = warehouse_summary(settings.warehouse_path)
+    width = max((len(f"{s}.{t}") for s, t, _ in summary), default=10)
+    lines = [
+        "",
+        f"Tessera: {len(dates)} campaign dates built ({dates[0]} .. {dates[-1]}) "
+        f"in {time.monotonic() - started:.0f}s" + (" (demo shop generated)" if generated else ""),
+        "",
+        *(f"  {f'{s}.{t}':<{width}}  {n:>12,}" for s, t, n in summary),
+        "",
+        f"Warehouse: {settings.warehouse_path}",
+        f"Landing data: {settings.landing_dir}",
+        "Open the Dagster UI: `make dev`, then http://127.0.0.1:3000 (asset graph, runs, checks).",
+        f"Query it: duckdb {settings.warehouse_path} (read-only while the UI runs)",
+    ]
+    print("\n".join(lines))  # noqa: T201 - the command's own report
+    return 0
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run the daily pipeline for the last N campaign dates",
+        description="Materialize the whole daily pipeline for the last N campaign dates in order "
+        "(generating the demo shop first when data/landing is missing), then print a summary.",
+    )
+    parser.add_argument("--days", type=int, default=14, help="how many campaign dates (default 14)")
+    parser.add_argument("--end", type=_date, help="the last campaign date (default: today)")
+    parser.add_argument(
+        "--full-each-day",
+        action="store_true",
+        help="refresh every history-wide asset on every date, as the daily schedule does",
+    )
+    parser.set_defaults(func=lambda a: run(a.days, a.end, a.full_each_day))
