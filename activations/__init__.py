@@ -1,0 +1,1 @@
+"""Activations: outbound messages, providers, the exactly-once ledger, the local sink and uplift."""
