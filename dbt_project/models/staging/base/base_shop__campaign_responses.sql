@@ -1,0 +1,69 @@
+-- Landed campaign responses parsed and checked against the row-level rules (one row per landed row).
+{%- set rules = [
+    {'code': 'missing_key', 'condition': 'message_id is null or customer_id is null or campaign_id is null', 'blocking': true},
+    {'code': 'unparseable_timestamp', 'condition': 'occurred_at is null', 'blocking': true},
+    {'code': 'invalid_channel', 'condition': "channel is null or channel not in ('email', 'sms', 'direct_mail', 'webhook')", 'blocking': true},
+    {'code': 'invalid_event_type', 'condition': "event is null or event not in ('delivered', 'open', 'click', 'bounce', 'unsubscribe', 'spam_report', 'conversion')", 'blocking': true},
+    {'code': 'unparseable_number', 'condition': 'revenue is null and revenue_text is not null', 'blocking': true},
+    {'code': 'negative_amount', 'condition': 'revenue < 0', 'blocking': true},
+    {'code': 'future_timestamp', 'condition': 'occurred_at >= ' ~ max_source_timestamp(), 'blocking': true},
+    {'code': 'unknown_customer', 'condition': 'not is_known_customer', 'blocking': true},
+    {'code': 'duplicate_key', 'condition': 'key_rank > 1', 'blocking': true},
+] %}
+
+with source as (
+    select * from {{ source('raw', 'campaign_responses') }}
+),
+
+customers as (
+    select customer_id from {{ ref('stg_shop__customers') }}
+),
+
+parsed as (
+    select
+        nullif(trim(source.message_id), '') as message_id,
+        nullif(trim(source.customer_id), '') as customer_id,
+        nullif(trim(source.campaign_id), '') as campaign_id,
+        lower(trim(source.channel)) as channel,
+        lower(trim(source.event)) as event,
+        {{ parse_utc_timestamp('source.occurred_at') }} as occurred_at,
+        nullif(trim(source.revenue), '') as revenue_text,
+        {{ parse_number('source.revenue') }} as revenue,
+        source._source_file,
+        source._source_row
+    from source
+),
+
+checked as (
+    select
+        parsed.*,
+        customers.customer_id is not null as is_known_customer
+    from parsed
+    left join customers on parsed.customer_id = customers.customer_id
+),
+
+ranked as (
+    -- A message can be opened or clicked many times, so only a response identical to an earlier
+    -- one (same message, event and time) is a re-delivery.
+    select
+        *,
+        {{ duplicate_rank(rules, ['message_id', 'event', 'occurred_at']) }} as key_rank
+    from checked
+),
+
+final as (
+    select
+        message_id,
+        customer_id,
+        campaign_id,
+        channel,
+        event,
+        occurred_at,
+        revenue,
+        _source_file,
+        _source_row,
+        {{ reasons_columns(rules) }}
+    from ranked
+)
+
+select * from final

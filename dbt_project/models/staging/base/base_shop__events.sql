@@ -1,0 +1,59 @@
+-- Landed behavioural events parsed and checked against the row-level rules (one row per landed row).
+{%- set rules = [
+    {'code': 'missing_key', 'condition': 'customer_id is null', 'blocking': true},
+    {'code': 'unparseable_timestamp', 'condition': 'occurred_at is null', 'blocking': true},
+    {'code': 'invalid_event_type', 'condition': "event_type is null or event_type not in ('page_view', 'product_view', 'add_to_cart', 'search', 'app_open')", 'blocking': true},
+    {'code': 'future_timestamp', 'condition': 'occurred_at >= ' ~ max_source_timestamp(), 'blocking': true},
+    {'code': 'unknown_customer', 'condition': 'not is_known_customer', 'blocking': true},
+    {'code': 'duplicate_key', 'condition': 'key_rank > 1', 'blocking': true},
+] %}
+
+with source as (
+    select * from {{ source('raw', 'events') }}
+),
+
+customers as (
+    select customer_id from {{ ref('stg_shop__customers') }}
+),
+
+parsed as (
+    select
+        nullif(trim(source.customer_id), '') as customer_id,
+        {{ parse_utc_timestamp('source.occurred_at') }} as occurred_at,
+        lower(trim(source.event_type)) as event_type,
+        nullif(lower(trim(source.category)), '') as category,
+        source._source_file,
+        source._source_row
+    from source
+),
+
+checked as (
+    select
+        parsed.*,
+        customers.customer_id is not null as is_known_customer
+    from parsed
+    left join customers on parsed.customer_id = customers.customer_id
+),
+
+ranked as (
+    -- Events have no key: an event identical to an earlier one (same customer, time, type and
+    -- category) is a re-delivery.
+    select
+        *,
+        {{ duplicate_rank(rules, ['customer_id', 'occurred_at', 'event_type', 'category']) }} as key_rank
+    from checked
+),
+
+final as (
+    select
+        customer_id,
+        occurred_at,
+        event_type,
+        category,
+        _source_file,
+        _source_row,
+        {{ reasons_columns(rules) }}
+    from ranked
+)
+
+select * from final
