@@ -32,20 +32,24 @@ class Message:
 
 def messages_from_frame(df: pd.DataFrame) -> list[Message]:
     """Turn outbound-message rows into ``Message`` objects (personalization JSON parsed)."""
-    dates = pd.to_datetime(df["as_of_date"]).dt.strftime("%Y-%m-%d")
-    durations = df["duration_days"] if "duration_days" in df else pd.Series(0, index=df.index)
+    dates = pd.to_datetime(df["as_of_date"]).dt.strftime("%Y-%m-%d").tolist()
+    if "duration_days" in df:
+        durations = df["duration_days"].fillna(0).astype(int).tolist()
+    else:
+        durations = [0] * len(df)
+    loads = json.loads
     return [
-        Message(k, cp, cu, ch, ad, t, d, int(du or 0), json.loads(p) if p else {})
+        Message(k, cp, cu, ch, ad, t, d, du, loads(p) if p else {})
         for k, cp, cu, ch, ad, t, d, du, p in zip(
-            df["message_key"],
-            df["campaign_id"],
-            df["customer_id"],
-            df["channel"],
-            df["address"],
-            df["template_id"],
+            df["message_key"].tolist(),
+            df["campaign_id"].tolist(),
+            df["customer_id"].tolist(),
+            df["channel"].tolist(),
+            df["address"].tolist(),
+            df["template_id"].tolist(),
             dates,
-            durations.fillna(0),
-            df["personalization"],
+            durations,
+            df["personalization"].tolist(),
             strict=True,
         )
     ]

@@ -1,0 +1,789 @@
+"""A local stand-in for SendGrid and Twilio: validates, records, injects faults, emits events.
+
+Listens on 127.0.0.1 only. Endpoints:
+- ``POST /v3/mail/send`` (Bearer auth; SendGrid's limits and error shape; 202 on success)
+- ``POST /2010-04-01/Accounts/{sid}/Messages.json`` (basic auth; 201 with a message sid)
+- ``POST /webhook/push`` (HMAC-signed generic webhook)
+- ``POST /_sink/received`` {"keys": [...]} -> keys recorded (reconciliation),
+  ``POST /_sink/faults`` (fault plan), ``POST /_sink/flush`` (deliver queued events),
+  ``GET /_sink/stats``.
+Every received message is appended to ``received.jsonl``; events about it go, signed like
+SendGrid's event webhook, to Tessera's event endpoint with timestamps relative to the
+message's campaign date (from its custom args), not the wall clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import logging
+import queue
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from activations.providers import webhook as webhook_signing
+from activations.signing import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    load_or_create_private_key,
+    public_key_b64,
+    sign_payload,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8725
+MAX_PERSONALIZATIONS = 1000
+MAX_RECIPIENTS = 1000
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_E164_RE = re.compile(r"^\+?[0-9]{7,15}$")
+_TWILIO_PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages\.json$")
+FAULT_KINDS = ("429", "500", "503", "slow", "drop")
+
+
+@dataclass
+class FaultPlan:
+    """Which provider requests fail and how; decisions come from a seeded generator."""
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] = ("429",)
+    seed: int = 0
+    first_n: int = 0  # additionally fault exactly the first n requests
+    slow_s: float = 2.0
+    retry_after_s: float = 0.2
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FaultPlan:
+        plan = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        plan.kinds = tuple(plan.kinds)
+        bad = [k for k in plan.kinds if k not in FAULT_KINDS]
+        if bad:
+            raise ValueError(f"unknown fault kind(s) {bad}; choose from {FAULT_KINDS}")
+        return plan
+
+
+def _unit(*parts: object) -> float:
+    """A deterministic uniform number in [0, 1) from the parts."""
+    h = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64
+
+
+@dataclass(frozen=True)
+class EventRates:
+    """Response model: base rates scaled by customer and campaign factors (both in [0, 1))."""
+
+    bounce: float = 0.015
+    open_base: float = 0.20
+    open_customer: float = 0.35
+    click_base: float = 0.15
+    click_campaign: float = 0.25
+    unsubscribe: float = 0.004
+    spam_report: float = 0.0005
+    conversion_base: float = 0.01
+    conversion_customer: float = 0.05
+    conversion_campaign: float = 1.5
+    click_conversion_boost: float = 3.0
+
+
+def simulate_events(msg: dict, seed: int, rates: EventRates = EventRates()) -> list[dict]:
+    """SendGrid-format events for one received message, deterministic in (seed, key)."""
+    key, cust, camp, channel = (
+        msg["message_key"],
+        msg["customer_id"],
+        msg["campaign_id"],
+        msg["channel"],
+    )
+    try:
+        day = dt.datetime.strptime(msg["as_of_date"][:10], "%Y-%m-%d").replace(tzinfo=dt.UTC)
+    except (KeyError, TypeError, ValueError):
+        return []
+    duration = max(1, int(msg.get("duration_days") or 7))
+    u_c, u_k = _unit(seed, "customer", cust), _unit(seed, "campaign", camp)
+    r = [_unit(seed, key, i) for i in range(10)]
+    base = day.timestamp() + 9 * 3600 + r[0] * 3 * 3600
+    common = {
+        "email": msg.get("address", ""),
+        "message_key": key,
+        "campaign_id": camp,
+        "customer_id": cust,
+        "as_of_date": msg["as_of_date"][:10],
+        "channel": channel,
+        "sg_message_id": f"{msg.get('provider_message_id', key)}.tessera-sink",
+        "category": ["tessera", camp],
+    }
+
+    def event(name: str, at: float, **extra: object) -> dict:
+        eid = base64.urlsafe_b64encode(
+            hashlib.sha256(f"{key}|{name}".encode()).digest()[:15]
+        ).decode()
+        return {**common, "event": name, "timestamp": int(at), "sg_event_id": eid, **extra}
+
+    if _unit(seed, "bounce", cust, channel) < rates.bounce:
+        return [event("bounce", base + 30, reason="550 5.1.1 mailbox unavailable", type="bounce")]
+    out = [event("delivered", base + 5 + r[1] * 120)]
+    opened = channel in ("email", "webhook") and r[2] < rates.open_base + rates.open_customer * u_c
+    t_open = base + 600 + r[3] * 36 * 3600
+    if opened:
+        out.append(event("open", t_open))
+    click_p = rates.click_base + rates.click_campaign * u_k
+    clicked = (opened or channel == "sms") and r[4] < click_p * (1.0 if opened else 0.4)
+    t_click = t_open + 60 + r[5] * 1800
+    if clicked:
+        out.append(event("click", t_click, url="https://shop.example/offer"))
+    if r[6] < rates.unsubscribe * (3 if channel == "sms" else 1):
+        out.append(event("unsubscribe", t_open + 120))
+    elif channel == "email" and r[7] < rates.spam_report:
+        out.append(event("spamreport", t_open + 180))
+    p_conv = (rates.conversion_base + rates.conversion_customer * u_c) * (
+        0.5 + rates.conversion_campaign * u_k
+    )
+    if clicked:
+        p_conv *= rates.click_conversion_boost
+    if r[8] < min(p_conv, 0.9):
+        at = base + 3600 + r[9] * (duration * 86400 - 12 * 3600)
+        revenue = round(15 + 185 * _unit(seed, "revenue", key), 2)
+        out.append(event("conversion", at, revenue=revenue))
+    return out
+
+
+class EventEmitter:
+    """Background thread: turns received messages into signed event-webhook posts."""
+
+    def __init__(self, events_url: str | None, private_key, seed: int, batch: int = 5000) -> None:
+        self.events_url = events_url
+        self.key = private_key
+        self.seed = seed
+        self.batch = batch
+        self.q: queue.Queue[dict | None] = queue.Queue()
+        self.posted_events = 0
+        self.failed_posts = 0
+        self._session = requests.Session()
+        self._thread = threading.Thread(target=self._run, name="sink-events", daemon=True)
+        self._thread.start()
+
+    def submit(self, messages: list[dict]) -> None:
+        if self.events_url:
+            for m in messages:
+                self.q.put(m)
+
+    def _run(self) -> None:
+        while True:
+            first = self.q.get()
+            if first is None:
+                self.q.task_done()
+                return
+            items = [first]
+            try:
+                while len(items) < self.batch:
+                    items.append(self.q.get(timeout=0.2))
+                    if items[-1] is None:
+                        items.pop()
+                        self.q.put(None)
+                        self.q.task_done()
+                        break
+            except queue.Empty:
+                pass
+            try:
+                events = [e for m in items for e in simulate_events(m, self.seed)]
+                if events:
+                    self._post(events)
+            finally:
+                for _ in items:
+                    self.q.task_done()
+
+    def _post(self, events: list[dict]) -> None:
+        raw = json.dumps(events, separators=(",", ":")).encode()
+        for attempt in range(5):
+            ts = str(int(time.time()))
+            headers = {
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign_payload(self.key, ts, raw),
+                TIMESTAMP_HEADER: ts,
+            }
+            try:
+                resp = self._session.post(self.events_url, data=raw, headers=headers, timeout=30)
+                if resp.status_code < 300:
+                    self.posted_events += len(events)
+                    return
+                log.warning("event endpoint answered %s: %s", resp.status_code, resp.text[:200])
+            except requests.RequestException as exc:
+                log.warning("event endpoint unreachable (%s), retrying", type(exc).__name__)
+            time.sleep(0.2 * 2**attempt)
+        self.failed_posts += 1
+        log.error("gave up posting %d events to %s", len(events), self.events_url)
+
+    def flush(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.q.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.q.put(None)
+        self._thread.join(timeout=5)
+
+
+class SinkState:
+    """What the sink received, on disk (JSONL) and indexed in memory."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.Lock()
+        self.received_path = folder / "received.jsonl"
+        self.requests_path = folder / "requests.jsonl"
+        self.key_counts: Counter[str] = Counter()
+        self.by_channel: Counter[str] = Counter()
+        self.status_counts: Counter[str] = Counter()
+        if self.received_path.exists():
+            with open(self.received_path, encoding="utf-8") as fh:
+                for line in fh:
+                    rec = json.loads(line)
+                    self.key_counts[rec["message_key"]] += 1
+                    self.by_channel[rec["channel"]] += 1
+        # Kept open for the sink's lifetime (closed in close()): one append per request.
+        self._received = open(self.received_path, "a", encoding="utf-8")  # noqa: SIM115
+        self._requests = open(self.requests_path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def store(self, records: list[dict]) -> None:
+        lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+        with self.lock:
+            self._received.write(lines)
+            self._received.flush()
+            for r in records:
+                self.key_counts[r["message_key"]] += 1
+                self.by_channel[r["channel"]] += 1
+
+    def log_request(self, path: str, status: int, count: int, fault: str | None) -> None:
+        rec = {"at": time.time(), "path": path, "status": status, "messages": count, "fault": fault}
+        with self.lock:
+            self._requests.write(json.dumps(rec) + "\n")
+            self._requests.flush()
+            self.status_counts[str(status)] += 1
+
+    def stats(self) -> dict:
+        with self.lock:
+            return {
+                "messages": sum(self.key_counts.values()),
+                "unique_keys": len(self.key_counts),
+                "duplicates": sum(c - 1 for c in self.key_counts.values() if c > 1),
+                "by_channel": dict(self.by_channel),
+                "responses": dict(self.status_counts),
+            }
+
+    def close(self) -> None:
+        self._received.close()
+        self._requests.close()
+
+
+def sendgrid_errors(body: object) -> list[dict]:
+    """Validate a v3 mail/send body like SendGrid does for the rules Tessera relies on."""
+    errs: list[dict] = []
+
+    def err(message: str, field_: str | None, help_: str | None = None) -> None:
+        errs.append({"message": message, "field": field_, "help": help_})
+
+    if not isinstance(body, dict):
+        err("Bad Request", None)
+        return errs
+    sender = body.get("from")
+    if not isinstance(sender, dict) or not _EMAIL_RE.match(str(sender.get("email", ""))):
+        err(
+            "The from email does not contain a valid address.",
+            "from.email",
+            "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#message.from",
+        )
+    template_id = body.get("template_id")
+    if not template_id and not body.get("content"):
+        err(
+            "Unless a valid template_id is provided, the content parameter is required. There "
+            "must be at least one defined content block.",
+            "content",
+        )
+    if not template_id and not body.get("subject"):
+        err(
+            "The subject is required. You can get around this requirement if you use a template "
+            "with a subject defined.",
+            "subject",
+        )
+    pers = body.get("personalizations")
+    if not isinstance(pers, list) or not pers:
+        err(
+            "The personalizations field is required and must have at least one personalization.",
+            "personalizations",
+        )
+        return errs
+    if len(pers) > MAX_PERSONALIZATIONS:
+        err(
+            f"The personalizations field must have no more than {MAX_PERSONALIZATIONS} "
+            "personalizations.",
+            "personalizations",
+        )
+        return errs
+    seen: dict[str, str] = {}
+    recipients = 0
+    for i, p in enumerate(pers):
+        if not isinstance(p, dict) or not p.get("to"):
+            err(
+                "The to array is required for all personalization objects, and must have at "
+                "least one email object with a valid email address.",
+                f"personalizations.{i}.to",
+            )
+            continue
+        if "substitutions" in p and str(template_id or "").startswith("d-"):
+            err(
+                "Substitutions may not be used with dynamic templating",
+                f"personalizations.{i}.substitutions",
+            )
+        for kind in ("to", "cc", "bcc"):
+            for j, r in enumerate(p.get(kind) or []):
+                recipients += 1
+                addr = str((r or {}).get("email", ""))
+                where = f"personalizations.{i}.{kind}.{j}.email"
+                if not _EMAIL_RE.match(addr):
+                    err("Does not contain a valid address.", where)
+                    continue
+                low = addr.lower()
+                if low in seen:
+                    err(
+                        "Each email address in the personalization block should be unique between "
+                        f"to, cc, and bcc. We found the first duplicate instance of [{addr}] in "
+                        f"the {seen[low]} field.",
+                        where,
+                    )
+                else:
+                    seen[low] = f"personalizations.{i}.{kind}"
+        args = p.get("custom_args") or {}
+        if any(not isinstance(v, str) for v in args.values()):
+            err(
+                "Invalid type. Expected: string, given: number.",
+                f"personalizations.{i}.custom_args",
+            )
+    if recipients > MAX_RECIPIENTS:
+        err(
+            f"The total number of recipients must be no more than {MAX_RECIPIENTS}.",
+            "personalizations",
+        )
+    return errs
+
+
+class SinkServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        port: int,
+        state: SinkState,
+        emitter: EventEmitter,
+        api_key: str | None,
+        webhook_secret: str | None,
+        faults: FaultPlan,
+    ) -> None:
+        super().__init__(("127.0.0.1", port), _SinkHandler)
+        self.state = state
+        self.emitter = emitter
+        self.api_key = api_key
+        self.webhook_secret = webhook_secret
+        self.set_faults(faults)
+
+    def set_faults(self, plan: FaultPlan) -> None:
+        self.faults = plan
+        self.fault_rng = random.Random(plan.seed)
+        self.fault_count = 0
+        self.fault_lock = threading.Lock()
+
+    def next_fault(self) -> str | None:
+        with self.fault_lock:
+            plan = self.faults
+            self.fault_count += 1
+            if self.fault_count <= plan.first_n or (
+                plan.rate and self.fault_rng.random() < plan.rate
+            ):
+                return self.fault_rng.choice(plan.kinds) if plan.kinds else None
+            return None
+
+
+class _SinkHandler(BaseHTTPRequestHandler):
+    server: SinkServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        log.debug("sink: " + format, *args)
+
+    def _reply(self, status: int, body: object | None = None, headers: dict | None = None) -> None:
+        payload = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, str(v))
+        if body is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/_sink/stats":
+            self._reply(
+                200,
+                {
+                    **self.server.state.stats(),
+                    "events_posted": self.server.emitter.posted_events,
+                    "faults": asdict(self.server.faults),
+                },
+            )
+        else:
+            self._reply(404, {"errors": [{"message": "not found", "field": None, "help": None}]})
+
+    def do_POST(self) -> None:  # noqa: N802
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = urlsplit(self.path).path
+        if path.startswith("/_sink/"):
+            return self._control(path, raw)
+        fault = self.server.next_fault()
+        if fault in ("429", "500", "503"):
+            return self._fault_reply(path, fault)
+        if fault == "drop":
+            self.server.state.log_request(path, 0, 0, "drop")
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return None
+        if path == "/v3/mail/send":
+            status = self._mail_send(raw)
+        elif (m := _TWILIO_PATH.match(path)) is not None:
+            status = self._twilio(m.group(1), raw)
+        elif path == "/webhook/push":
+            status = self._webhook(raw)
+        else:
+            self._reply(404, {"errors": [{"message": "not found", "field": None, "help": None}]})
+            return None
+        if fault == "slow":
+            # Recorded already; the answer comes after the client gave up (an ambiguous timeout).
+            time.sleep(self.server.faults.slow_s)
+        self._send_prepared(status)
+        return None
+
+    def _fault_reply(self, path: str, fault: str) -> None:
+        self.server.state.log_request(path, int(fault), 0, fault)
+        if fault == "429":
+            wait = self.server.faults.retry_after_s
+            headers = {
+                "Retry-After": f"{wait:g}",
+                "X-RateLimit-Limit": 600,
+                "X-RateLimit-Remaining": 0,
+                "X-RateLimit-Reset": f"{time.time() + wait:.3f}",
+            }
+            self._reply(429, {"errors": [{"field": None, "message": "too many requests"}]}, headers)
+        else:
+            self._reply(
+                int(fault), {"errors": [{"field": None, "message": "internal error", "help": None}]}
+            )
+
+    # Each provider handler stores the messages and prepares the response; the response is
+    # sent afterwards so the 'slow' fault can delay it.
+    def _send_prepared(self, status: int) -> None:
+        body, headers = self._prepared
+        self._reply(status, body, headers)
+
+    def _mail_send(self, raw: bytes) -> int:
+        auth = self.headers.get("Authorization", "")
+        expected = self.server.api_key
+        if (
+            not auth.startswith("Bearer ")
+            or not auth[7:].strip()
+            or (expected and auth[7:] != expected)
+        ):
+            self._prepared = (
+                {
+                    "errors": [
+                        {
+                            "field": None,
+                            "message": "The provided authorization grant is invalid, expired, or revoked",
+                            "help": None,
+                        }
+                    ]
+                },
+                {},
+            )
+            self.server.state.log_request("/v3/mail/send", 401, 0, None)
+            return 401
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        errors = sendgrid_errors(body)
+        if errors:
+            self._prepared = ({"errors": errors}, {})
+            self.server.state.log_request("/v3/mail/send", 400, 0, None)
+            return 400
+        now = time.time()
+        msg_id = base64.urlsafe_b64encode(hashlib.sha256(raw).digest()[:16]).decode().rstrip("=")
+        records = []
+        for p in body["personalizations"]:
+            args = {**(body.get("custom_args") or {}), **(p.get("custom_args") or {})}
+            records.append(
+                {
+                    "message_key": args.get("message_key", ""),
+                    "channel": args.get("channel", "email"),
+                    "provider": "sendgrid",
+                    "address": p["to"][0]["email"],
+                    "campaign_id": args.get("campaign_id", ""),
+                    "customer_id": args.get("customer_id", ""),
+                    "as_of_date": args.get("as_of_date", ""),
+                    "duration_days": args.get("duration_days", "7"),
+                    "template_id": body.get("template_id"),
+                    "provider_message_id": msg_id,
+                    "dynamic_template_data": p.get("dynamic_template_data"),
+                    "received_at": now,
+                }
+            )
+        self.server.state.store(records)
+        self.server.state.log_request("/v3/mail/send", 202, len(records), None)
+        self.server.emitter.submit(records)
+        self._prepared = (None, {"X-Message-Id": msg_id})
+        return 202
+
+    def _twilio(self, sid: str, raw: bytes) -> int:
+        auth = self.headers.get("Authorization", "")
+        user = ""
+        if auth.startswith("Basic "):
+            try:
+                user, _, token = base64.b64decode(auth[6:]).decode().partition(":")
+            except ValueError:
+                user, token = "", ""
+        if not user or user != sid or not token:
+            self._prepared = (
+                {
+                    "code": 20003,
+                    "message": "Authenticate",
+                    "more_info": "https://www.twilio.com/docs/errors/20003",
+                    "status": 401,
+                },
+                {},
+            )
+            self.server.state.log_request("twilio", 401, 0, None)
+            return 401
+        form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+        to, body = form.get("To", ""), form.get("Body", "")
+        problem = None
+        if not to:
+            problem = (21604, "A 'To' phone number is required.")
+        elif not _E164_RE.match(to):
+            problem = (21211, f"The 'To' number {to} is not a valid phone number.")
+        elif not (form.get("From") or form.get("MessagingServiceSid")):
+            problem = (21603, "A 'From' phone number is required.")
+        elif not body:
+            problem = (21602, "Message body is required.")
+        if problem:
+            self._prepared = (
+                {
+                    "code": problem[0],
+                    "message": problem[1],
+                    "more_info": f"https://www.twilio.com/docs/errors/{problem[0]}",
+                    "status": 400,
+                },
+                {},
+            )
+            self.server.state.log_request("twilio", 400, 0, None)
+            return 400
+        callback = parse_qs(urlsplit(form.get("StatusCallback", "")).query)
+        arg = {k: v[0] for k, v in callback.items()}
+        msg_sid = "SM" + hashlib.sha256(raw + str(time.time_ns()).encode()).hexdigest()[:32]
+        record = {
+            "message_key": arg.get("message_key", ""),
+            "channel": "sms",
+            "provider": "twilio",
+            "address": to,
+            "campaign_id": arg.get("campaign_id", ""),
+            "customer_id": arg.get("customer_id", ""),
+            "as_of_date": arg.get("as_of_date", ""),
+            "duration_days": arg.get("duration_days", "7"),
+            "template_id": None,
+            "provider_message_id": msg_sid,
+            "body": body,
+            "received_at": time.time(),
+        }
+        self.server.state.store([record])
+        self.server.state.log_request("twilio", 201, 1, None)
+        self.server.emitter.submit([record])
+        now = dt.datetime.now(dt.UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
+        self._prepared = (
+            {
+                "sid": msg_sid,
+                "account_sid": sid,
+                "to": to,
+                "from": form.get("From"),
+                "body": body,
+                "status": "queued",
+                "num_segments": "1",
+                "direction": "outbound-api",
+                "api_version": "2010-04-01",
+                "date_created": now,
+                "date_updated": now,
+                "date_sent": None,
+                "error_code": None,
+                "error_message": None,
+                "price": None,
+                "price_unit": "USD",
+                "uri": f"/2010-04-01/Accounts/{sid}/Messages/{msg_sid}.json",
+                "messaging_service_sid": form.get("MessagingServiceSid"),
+                "num_media": "0",
+                "subresource_uris": {},
+            },
+            {},
+        )
+        return 201
+
+    def _webhook(self, raw: bytes) -> int:
+        secret = self.server.webhook_secret
+        if secret and not webhook_signing.verify(
+            secret,
+            self.headers.get(webhook_signing.TIMESTAMP_HEADER, ""),
+            raw,
+            self.headers.get(webhook_signing.SIGNATURE_HEADER, ""),
+        ):
+            self._prepared = ({"error": "bad signature"}, {})
+            self.server.state.log_request("/webhook/push", 401, 0, None)
+            return 401
+        try:
+            msgs = json.loads(raw)["messages"]
+        except (ValueError, KeyError, TypeError):
+            self._prepared = ({"error": 'body must be {"messages": [...]}'}, {})
+            return 400
+        now = time.time()
+        records = [
+            {
+                "message_key": m.get("message_key", ""),
+                "channel": "webhook",
+                "provider": "webhook",
+                "address": m.get("customer_id", ""),
+                "campaign_id": m.get("campaign_id", ""),
+                "customer_id": m.get("customer_id", ""),
+                "as_of_date": m.get("as_of_date", ""),
+                "duration_days": m.get("duration_days", 7),
+                "template_id": m.get("template_id"),
+                "received_at": now,
+            }
+            for m in msgs
+        ]
+        self.server.state.store(records)
+        self.server.state.log_request("/webhook/push", 200, len(records), None)
+        self.server.emitter.submit(records)
+        self._prepared = ({"accepted": len(records)}, {})
+        return 200
+
+    def _control(self, path: str, raw: bytes) -> None:
+        data = json.loads(raw) if raw else {}
+        if path == "/_sink/received":
+            counts = self.server.state.key_counts
+            with self.server.state.lock:
+                got = [k for k in data.get("keys", []) if counts.get(k)]
+            self._reply(200, {"received": got})
+        elif path == "/_sink/faults":
+            try:
+                self.server.set_faults(FaultPlan.from_dict(data))
+            except (TypeError, ValueError) as exc:
+                self._reply(400, {"error": str(exc)})
+                return
+            self._reply(200, asdict(self.server.faults))
+        elif path == "/_sink/flush":
+            self.server.emitter.flush()
+            self._reply(200, {"events_posted": self.server.emitter.posted_events})
+        else:
+            self._reply(404, {"error": "not found"})
+
+
+@dataclass
+class SinkHandle:
+    """A running sink (and, unless an external one is used, the event endpoint)."""
+
+    url: str
+    events_url: str | None
+    public_key: str
+    folder: Path
+    server: SinkServer = field(repr=False)
+
+    def stats(self) -> dict:
+        return self.server.state.stats()
+
+    def set_faults(self, plan: FaultPlan | None) -> None:
+        self.server.set_faults(plan or FaultPlan())
+
+    def flush(self, timeout: float = 120.0) -> None:
+        self.server.emitter.flush(timeout)
+
+    def received(self) -> list[dict]:
+        with open(self.server.state.received_path, encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh]
+
+
+@contextmanager
+def running_sink(
+    data_dir: Path | str,
+    port: int = 0,
+    landing_dir: Path | str | None = None,
+    events_url: str | None = None,
+    with_events: bool = True,
+    events_port: int = 0,
+    seed: int = 0,
+    faults: FaultPlan | None = None,
+    api_key: str | None = None,
+    webhook_secret: str | None = None,
+) -> Iterator[SinkHandle]:
+    """Run the sink (state in ``data_dir/sink``) and, by default, Tessera's event endpoint
+    landing into ``landing_dir`` (default ``data_dir/landing``), both on 127.0.0.1 threads."""
+    data_dir = Path(data_dir)
+    folder = data_dir / "sink"
+    key = load_or_create_private_key(folder / "event_webhook_private_key.pem")
+    pub = public_key_b64(key)
+    with _maybe_events(
+        with_events and events_url is None,
+        data_dir,
+        landing_dir,
+        pub,
+        events_port,
+    ) as own_url:
+        target = events_url or own_url
+        state = SinkState(folder)
+        emitter = EventEmitter(target, key, seed)
+        server = SinkServer(port, state, emitter, api_key, webhook_secret, faults or FaultPlan())
+        thread = threading.Thread(target=server.serve_forever, name="tessera-sink", daemon=True)
+        thread.start()
+        handle = SinkHandle(
+            f"http://127.0.0.1:{server.server_address[1]}", target, pub, folder, server
+        )
+        try:
+            yield handle
+        finally:
+            emitter.flush(timeout=60)
+            server.shutdown()
+            server.server_close()
+            emitter.close()
+            state.close()
+
+
+@contextmanager
+def _maybe_events(
+    enabled: bool, data_dir: Path, landing_dir: Path | str | None, pub: str, port: int
+) -> Iterator[str | None]:
+    from activations.events import EventReceiver, running_events
+
+    if not enabled:
+        yield None
+        return
+    receiver = EventReceiver(Path(landing_dir) if landing_dir else Path(data_dir) / "landing", pub)
+    with running_events(receiver, port=port) as url:
+        yield url
