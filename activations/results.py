@@ -1,0 +1,214 @@
+"""Campaign results: treatment vs control conversion and revenue, lift with confidence intervals.
+
+Intent to treat: every non-control assignment is 'treatment' whether or not its message was
+sent. A customer converts when they have a completed order, or an attributed conversion event
+of that campaign, inside the campaign's window [cohort date, cohort date + duration) truncated
+at the report date (nothing at or after the report date is read).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+Z95 = 1.959963984540054
+
+RESULT_COLUMNS = [
+    "as_of_date",
+    "campaign_id",
+    "cohorts",
+    "treatment_n",
+    "control_n",
+    "treatment_conversions",
+    "control_conversions",
+    "treatment_rate",
+    "control_rate",
+    "abs_lift",
+    "abs_lift_ci_low",
+    "abs_lift_ci_high",
+    "rel_lift",
+    "rel_lift_ci_low",
+    "rel_lift_ci_high",
+    "p_value",
+    "treatment_revenue_per_customer",
+    "control_revenue_per_customer",
+    "revenue_lift_per_customer",
+    "revenue_lift_ci_low",
+    "revenue_lift_ci_high",
+    "incremental_revenue",
+    "share_windows_complete",
+]
+
+
+def wilson(successes: np.ndarray, n: np.ndarray, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for a proportion (vectorised)."""
+    n = np.asarray(n, float)
+    p = np.divide(successes, n, out=np.zeros_like(n), where=n > 0)
+    denom = 1 + z**2 / np.where(n > 0, n, 1)
+    centre = (p + z**2 / (2 * np.where(n > 0, n, 1))) / denom
+    half = (
+        z
+        * np.sqrt(p * (1 - p) / np.where(n > 0, n, 1) + z**2 / (4 * np.where(n > 0, n, 1) ** 2))
+        / denom
+    )
+    return np.where(n > 0, centre - half, np.nan), np.where(n > 0, centre + half, np.nan)
+
+
+def newcombe_diff(x1, n1, x2, n2, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """Newcombe's hybrid score interval for p1 - p2 (method 10)."""
+    p1 = np.divide(x1, n1, out=np.zeros(len(n1)), where=np.asarray(n1) > 0)
+    p2 = np.divide(x2, n2, out=np.zeros(len(n2)), where=np.asarray(n2) > 0)
+    l1, u1 = wilson(x1, n1, z)
+    l2, u2 = wilson(x2, n2, z)
+    d = p1 - p2
+    low = d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return low, high
+
+
+def ratio_ci(x1, n1, x2, n2, z: float = Z95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Relative lift p1/p2 - 1 with a Katz log interval (0.5 added when a count is zero)."""
+    x1, n1, x2, n2 = (np.asarray(a, float) for a in (x1, n1, x2, n2))
+    zero = (x1 == 0) | (x2 == 0)
+    a, b = x1 + 0.5 * zero, x2 + 0.5 * zero
+    c, d = n1 + zero, n2 + zero
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rr = (a / c) / (b / d)
+        se = np.sqrt(1 / a - 1 / c + 1 / b - 1 / d)
+        raw = np.where(x2 > 0, (x1 / n1) / (x2 / n2) - 1, np.nan)
+        return raw, rr * np.exp(-z * se) - 1, rr * np.exp(z * se) - 1
+
+
+def customer_outcomes(
+    as_of: dt.date, assignments: pd.DataFrame, orders: pd.DataFrame, conversions: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per (campaign, cohort date, customer, arm) with converted and revenue."""
+    con = duckdb.connect()
+    try:
+        con.register("a", assignments)
+        con.register("o", orders)
+        con.register("cv", conversions)
+        return con.execute(
+            """
+            with cohorts as (
+                select distinct campaign_id, cast(as_of_date as date) as cohort_date, customer_id,
+                       bool_or(cast(is_control as boolean)) as is_control,
+                       max(greatest(coalesce(cast(duration_days as integer), 1), 1)) as duration_days
+                from a where cast(as_of_date as date) < $d
+                group by all
+            ),
+            windows as (
+                select *, cast(cohort_date as timestamp) as w_start,
+                       least(cast(cohort_date as timestamp) + to_days(duration_days),
+                             cast($d as timestamp)) as w_end,
+                       cohort_date + to_days(duration_days) <= $d as is_window_complete
+                from cohorts
+            ),
+            ord as (
+                select w.campaign_id, w.cohort_date, w.customer_id,
+                       count(*) as orders, sum(cast(o.amount as double)) as revenue
+                from windows w join o on o.customer_id = w.customer_id
+                 and cast(o.ordered_at as timestamp) >= w.w_start
+                 and cast(o.ordered_at as timestamp) < w.w_end
+                where coalesce(o.status, 'completed') = 'completed'
+                group by all
+            ),
+            conv as (
+                select w.campaign_id, w.cohort_date, w.customer_id,
+                       count(*) as conversions, sum(coalesce(cast(cv.revenue as double), 0)) as revenue
+                from windows w join cv on cv.customer_id = w.customer_id
+                 and cv.campaign_id = w.campaign_id
+                 and cast(cv.occurred_at as timestamp) >= w.w_start
+                 and cast(cv.occurred_at as timestamp) < w.w_end
+                group by all
+            )
+            select w.campaign_id, w.cohort_date, w.customer_id, w.is_control, w.is_window_complete,
+                   coalesce(ord.orders, 0) + coalesce(conv.conversions, 0) > 0 as converted,
+                   coalesce(ord.revenue, 0) + coalesce(conv.revenue, 0) as revenue
+            from windows w
+            left join ord using (campaign_id, cohort_date, customer_id)
+            left join conv using (campaign_id, cohort_date, customer_id)
+            """,
+            {"d": as_of},
+        ).df()
+    finally:
+        con.close()
+
+
+def campaign_results(
+    as_of: dt.date, assignments: pd.DataFrame, orders: pd.DataFrame, conversions: pd.DataFrame
+) -> pd.DataFrame:
+    """Per campaign, over all cohorts before ``as_of``: rates, lifts and 95% intervals."""
+    per = customer_outcomes(as_of, assignments, orders, conversions)
+    if per.empty:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    per["arm"] = np.where(per["is_control"], "c", "t")
+    g = per.groupby(["campaign_id", "arm"]).agg(
+        n=("customer_id", "size"),
+        x=("converted", "sum"),
+        rev=("revenue", "mean"),
+        rev_var=("revenue", "var"),
+        complete=("is_window_complete", "mean"),
+    )
+    wide = g.unstack("arm")
+    wide.columns = [f"{a}_{b}" for a, b in wide.columns]
+    for col in (
+        "n_t",
+        "n_c",
+        "x_t",
+        "x_c",
+        "rev_t",
+        "rev_c",
+        "rev_var_t",
+        "rev_var_c",
+        "complete_t",
+    ):
+        if col not in wide:
+            wide[col] = np.nan
+    wide[["n_t", "n_c", "x_t", "x_c"]] = wide[["n_t", "n_c", "x_t", "x_c"]].fillna(0)
+    cohorts = per.groupby("campaign_id")["cohort_date"].nunique()
+    n_t, n_c, x_t, x_c = (wide[c].to_numpy(float) for c in ("n_t", "n_c", "x_t", "x_c"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate_t, rate_c = np.where(n_t > 0, x_t / n_t, np.nan), np.where(n_c > 0, x_c / n_c, np.nan)
+        lo, hi = newcombe_diff(x_t, n_t, x_c, n_c)
+        rel, rel_lo, rel_hi = ratio_ci(x_t, n_t, x_c, n_c)
+        pooled = (x_t + x_c) / (n_t + n_c)
+        se = np.sqrt(pooled * (1 - pooled) * (1 / n_t + 1 / n_c))
+        p_value = np.where(se > 0, 2 * stats.norm.sf(np.abs((rate_t - rate_c) / se)), np.nan)
+        rev_t, rev_c = wide["rev_t"].to_numpy(float), wide["rev_c"].to_numpy(float)
+        rev_se = np.sqrt(
+            wide["rev_var_t"].fillna(0).to_numpy(float) / n_t
+            + wide["rev_var_c"].fillna(0).to_numpy(float) / n_c
+        )
+    out = pd.DataFrame(
+        {
+            "as_of_date": as_of,
+            "campaign_id": wide.index,
+            "cohorts": cohorts.reindex(wide.index).to_numpy(),
+            "treatment_n": n_t.astype(int),
+            "control_n": n_c.astype(int),
+            "treatment_conversions": x_t.astype(int),
+            "control_conversions": x_c.astype(int),
+            "treatment_rate": rate_t,
+            "control_rate": rate_c,
+            "abs_lift": rate_t - rate_c,
+            "abs_lift_ci_low": np.where((n_t > 0) & (n_c > 0), lo, np.nan),
+            "abs_lift_ci_high": np.where((n_t > 0) & (n_c > 0), hi, np.nan),
+            "rel_lift": rel,
+            "rel_lift_ci_low": np.where((n_t > 0) & (n_c > 0), rel_lo, np.nan),
+            "rel_lift_ci_high": np.where((n_t > 0) & (n_c > 0), rel_hi, np.nan),
+            "p_value": p_value,
+            "treatment_revenue_per_customer": rev_t,
+            "control_revenue_per_customer": rev_c,
+            "revenue_lift_per_customer": rev_t - rev_c,
+            "revenue_lift_ci_low": rev_t - rev_c - Z95 * rev_se,
+            "revenue_lift_ci_high": rev_t - rev_c + Z95 * rev_se,
+            "incremental_revenue": (rev_t - rev_c) * n_t,
+            "share_windows_complete": wide["complete_t"].to_numpy(float),
+        }
+    )
+    return out[RESULT_COLUMNS].reset_index(drop=True)
