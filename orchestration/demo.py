@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import shutil
 import time
 import unicodedata
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -1004,6 +1006,40 @@ def _generate_chunk(
     return tables, _ground_truth(c, cal, start_s, customer_ids, c.one_time)
 
 
+def _write_chunk(
+    tmp: Path,
+    chunk_index: int,
+    first: int,
+    signup: np.ndarray,
+    seed: int,
+    cal: _Calendar,
+    dirty_rate: float,
+    start_s: int,
+) -> tuple[dict[str, int], pa.Table]:
+    """Generate one chunk, write its part files under ``tmp``; return row counts and truth."""
+    tables, truth = _generate_chunk(chunk_index, first, signup, seed, cal, dirty_rate, start_s)
+    rows = {}
+    for name, table in tables.items():
+        (tmp / name).mkdir(exist_ok=True)
+        pq.write_table(table, tmp / name / f"part-{chunk_index:05d}.parquet", compression="zstd")
+        rows[name] = table.num_rows
+    log.info("demo shop: chunk %d (%d customers) written", chunk_index, truth.num_rows)
+    return rows, truth
+
+
+def _collect(results, truth_path: Path, rows: dict[str, int]) -> pq.ParquetWriter:
+    """Add up row counts and append each chunk's ground truth, in chunk order."""
+    writer: pq.ParquetWriter | None = None
+    for chunk_rows, truth in results:
+        for name, n in chunk_rows.items():
+            rows[name] += n
+        if writer is None:
+            writer = pq.ParquetWriter(truth_path, truth.schema, compression="zstd")
+        writer.write_table(truth)
+    assert writer is not None
+    return writer
+
+
 def _validate(customers: int, start: date, end: date, dirty_rate: float) -> None:
     if isinstance(start, datetime) or isinstance(end, datetime):
         raise DemoShopError("start and end must be dates (data runs up to end 00:00 UTC)")
@@ -1022,6 +1058,7 @@ def generate_shop(
     start: date,
     end: date,
     dirty_rate: float = 0.01,
+    workers: int | None = None,
 ) -> ShopSummary:
     """Write a synthetic shop as landing Parquet under ``out_dir/<table>/part-NNNNN.parquet``.
 
@@ -1029,6 +1066,7 @@ def generate_shop(
     moments, basket values, affinities) goes to ``out_dir.parent/ground_truth/customers.parquet``,
     outside the landing folder. Tables are written to a temporary folder beside ``out_dir`` and
     renamed into place only when all are complete; existing tables in ``out_dir`` are replaced.
+    Chunks of ``CHUNK_SIZE`` customers run on ``workers`` processes (default: one per core).
     """
     _validate(customers, start, end, dirty_rate)
     began = time.perf_counter()
@@ -1042,26 +1080,23 @@ def generate_shop(
     start_s = int(np.datetime64(start, "s").astype(np.int64))
     signup = _signup_days(customers, seed, cal)
     rows = dict.fromkeys(TABLES, 0)
-    parts: dict[str, list[str]] = {t: [] for t in TABLES}
     gt_name = "ground_truth_customers.parquet"
     try:
         writer: pq.ParquetWriter | None = None
-        for k, first in enumerate(range(0, customers, CHUNK_SIZE)):
-            tables, truth = _generate_chunk(
-                k, first, signup[first : first + CHUNK_SIZE], seed, cal, dirty_rate, start_s
-            )
-            for name, table in tables.items():
-                (tmp / name).mkdir(exist_ok=True)
-                part = f"part-{k:05d}.parquet"
-                pq.write_table(table, tmp / name / part, compression="zstd")
-                rows[name] += table.num_rows
-                parts[name].append(part)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp / gt_name, truth.schema, compression="zstd")
-            writer.write_table(truth)
-            log.info("demo shop: chunk %d (%d customers) written", k, truth.num_rows)
-            del tables, truth
-        assert writer is not None
+        jobs = [
+            (tmp, k, first, signup[first : first + CHUNK_SIZE], seed, cal, dirty_rate, start_s)
+            for k, first in enumerate(range(0, customers, CHUNK_SIZE))
+        ]
+        n_workers = min(workers or os.cpu_count() or 1, len(jobs))
+        if n_workers > 1:
+            # Spawned workers: safe inside Dagster or threads; each chunk has its own seed, so
+            # the files are the same whatever the number of workers.
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
+                results = pool.map(_write_chunk, *zip(*jobs, strict=True))
+                writer = _collect(results, tmp / gt_name, rows)
+        else:
+            writer = _collect((_write_chunk(*job) for job in jobs), tmp / gt_name, rows)
         writer.close()
 
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -1087,7 +1122,7 @@ def generate_shop(
         end=end,
         dirty_rate=dirty_rate,
         rows=rows,
-        paths={t: [out_dir / t / p for p in parts[t]] for t in TABLES},
+        paths={t: sorted((out_dir / t).glob("part-*.parquet")) for t in TABLES},
         elapsed_seconds=time.perf_counter() - began,
     )
     log.info("demo shop written to %s in %.1f s: %s", out_dir, summary.elapsed_seconds, rows)

@@ -101,12 +101,17 @@ def test_ground_truth_lives_outside_the_landing_folder(shop):
     assert t.favourite_categories.map(len).eq(2).all()
 
 
-def test_customers_are_split_into_chunks_with_unique_ids(tmp_path, monkeypatch):
+def test_chunks_have_unique_ids_and_do_not_depend_on_the_number_of_workers(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "CHUNK_SIZE", 200)
-    s = generate_shop(tmp_path / "landing", seed=5, **SMALL)
+    s = generate_shop(tmp_path / "one" / "landing", seed=5, workers=1, **SMALL)
+    two = generate_shop(tmp_path / "two" / "landing", seed=5, workers=2, **SMALL)
     assert [p.name for p in s.paths["orders"]] == [f"part-0000{k}.parquet" for k in range(3)]
-    customers = pd.read_parquet(tmp_path / "landing" / "customers")
-    orders = pd.read_parquet(tmp_path / "landing" / "orders").drop_duplicates()
+    for table in demo.TABLES:
+        for p1, p2 in zip(s.paths[table], two.paths[table], strict=True):
+            assert p1.read_bytes() == p2.read_bytes(), table
+    assert pq.read_table(s.ground_truth_path).equals(pq.read_table(two.ground_truth_path))
+    customers = pd.read_parquet(s.out_dir / "customers")
+    orders = pd.read_parquet(s.out_dir / "orders").drop_duplicates()
     assert customers.customer_id.is_unique and len(customers) == 500
     assert orders.order_id.is_unique
     assert len(pd.read_parquet(s.ground_truth_path)) == 500
@@ -126,7 +131,7 @@ def test_a_failed_run_leaves_the_existing_shop_untouched(tmp_path, monkeypatch):
 
     monkeypatch.setattr(demo, "_generate_chunk", crash_on_second_chunk)
     with pytest.raises(RuntimeError):
-        generate_shop(landing, seed=2, **SMALL)
+        generate_shop(landing, seed=2, workers=1, **SMALL)
     assert {p: p.read_bytes() for p in before} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ground_truth", "landing"]
 
