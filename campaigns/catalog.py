@@ -330,7 +330,9 @@ def parse_catalog(text: str, source: str = "catalog.yml") -> Catalog:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         problem = getattr(exc, "problem", None) or str(exc)
-        raise CatalogError(source, [f"catalog: not valid YAML: {problem} ({source}:{line})"]) from exc
+        raise CatalogError(
+            source, [f"catalog: not valid YAML: {problem} ({source}:{line})"]
+        ) from exc
     if root is None or not isinstance(data, dict):
         raise CatalogError(source, [f"catalog: the file must be a YAML mapping ({source}:1)"])
     lines, duplicates = _node_lines(root)
@@ -481,9 +483,7 @@ def _check_campaign(i: int, c: Campaign, groups: set[str], loc: _Locator) -> lis
             problems.append(loc.message((*p, "templates"), f"needs a template for channel {ch}"))
     for ch in c.templates:
         if ch not in c.channels:
-            problems.append(
-                loc.message((*p, "templates", ch), f"template for unused channel {ch}")
-            )
+            problems.append(loc.message((*p, "templates", ch), f"template for unused channel {ch}"))
     if c.end is not None and c.end < c.start:
         problems.append(loc.message((*p, "end"), f"{c.end} is before start {c.start}"))
     elif c.weekdays is not None:

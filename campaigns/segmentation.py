@@ -129,7 +129,7 @@ def _segment(
     if missing:
         log.warning("segment input for %s lacks %s: treated as NULL", as_of, ", ".join(missing))
     null_cols = "".join(
-        f", cast(null as {_SQL_TYPES[BASE_ATTRIBUTES[a]]}) as \"{a}\"" for a in missing
+        f', cast(null as {_SQL_TYPES[BASE_ATTRIBUTES[a]]}) as "{a}"' for a in missing
     )
     gap = (
         ', cast("days_since_last_order" as double)'
