@@ -1,0 +1,482 @@
+"""Activation assets: review (outbound_messages), approval, exactly-once sends, events, uplift."""
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from activations import ledger
+from activations.content import CONTENT_COLUMNS, content_frame, content_from_catalog
+from activations.errors import ActivationError
+from activations.events import landed_event_files
+from activations.outbound import build_outbound, summarize
+from activations.results import campaign_results as compute_results
+from activations.sender import check_volume, send_messages
+from orchestration.defs.activations.resources import ActivationSettings
+from orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from orchestration.defs.resources import DataStorage
+from orchestration.metadata import markdown_table, png_markdown
+
+GROUP = "activations"
+#: A file that pauses sending between batches (a kill switch that works mid-run).
+PAUSE_FILE = "SENDS_PAUSED"
+
+
+def _table(
+    con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None
+) -> pd.DataFrame | None:
+    """Run a read; None when an upstream table does not exist yet (first runs, partial setups)."""
+    try:
+        return con.execute(sql, params or {}).df()
+    except duckdb.CatalogException:
+        return None
+
+
+def _replace_partition(
+    con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame, day: dt.date
+) -> None:
+    """Delete-then-insert one date in one transaction (reruns are safe, never partial)."""
+    con.register("_df", df)
+    try:
+        con.execute("begin")
+        con.execute(f"create table if not exists {table} as select * from _df limit 0")
+        con.execute(f"delete from {table} where as_of_date = $d", {"d": day})
+        con.execute(f"insert into {table} by name select * from _df")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("_df")
+
+
+def _content(catalog_path: str) -> pd.DataFrame:
+    if not catalog_path or not Path(catalog_path).exists():
+        return pd.DataFrame(columns=CONTENT_COLUMNS)
+    from campaigns.catalog import load_catalog
+
+    catalog = load_catalog(catalog_path)
+    return content_frame(content_from_catalog(catalog))
+
+
+def _fingerprint(keys: pd.Series) -> str:
+    return hashlib.sha256("|".join(sorted(keys)).encode()).hexdigest()[:16]
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb", "python"},
+    deps=[
+        dg.AssetKey("campaign_assignments"),
+        dg.AssetKey("dim_customers"),
+        dg.AssetKey("customer_features"),
+        dg.AssetKey("customer_scores"),
+        dg.AssetKey("fct_campaign_responses"),
+    ],
+    tags={"tessera/stage": "review"},
+)
+def outbound_messages(
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource, activation: ActivationSettings
+) -> dg.MaterializeResult:
+    """The day's messages before anything is sent (the dry run): one row per message with its
+    key, address, template and rendered personalization; excluded recipients with the reason
+    (no consent, unsubscribed, bounced, spam report, invalid or duplicate contact). Review the
+    counts per campaign and channel and the samples, then approve with `send_approval`."""
+    day = dt.date.fromisoformat(context.partition_key)
+    with warehouse.get_connection() as con:
+        assignments = _table(
+            con, "select * from campaigns.campaign_assignments where as_of_date = $d", {"d": day}
+        )
+        if assignments is None:
+            raise ActivationError(
+                "campaigns.campaign_assignments does not exist: build the matrix first"
+            )
+        customers = _table(con, "select * from marts.dim_customers")
+        features = _table(
+            con,
+            "select customer_id, top_category, top_viewed_category_30d from marts.customer_features where as_of_date = $d",
+            {"d": day},
+        )
+        if features is None:
+            features = _table(
+                con,
+                "select customer_id, top_category from marts.customer_features where as_of_date = $d",
+                {"d": day},
+            )
+        scores = _table(
+            con,
+            "select customer_id, top_drivers from ml.customer_scores where as_of_date = $d",
+            {"d": day},
+        )
+        suppressions = pd.concat(
+            [
+                s
+                for s in (
+                    _table(
+                        con,
+                        "select customer_id, channel, event, occurred_at from marts.fct_campaign_responses where occurred_at < $d",
+                        {"d": day},
+                    ),
+                    _table(
+                        con,
+                        "select customer_id, channel, event, occurred_at from activations.provider_events where occurred_at < $d",
+                        {"d": day},
+                    ),
+                )
+                if s is not None
+            ]
+            or [pd.DataFrame(columns=["customer_id", "channel", "event", "occurred_at"])],
+            ignore_index=True,
+        )
+        messages, excluded = build_outbound(
+            day,
+            assignments,
+            customers if customers is not None else pd.DataFrame(columns=["customer_id"]),
+            features if features is not None else pd.DataFrame(columns=["customer_id"]),
+            scores if scores is not None else pd.DataFrame(columns=["customer_id"]),
+            suppressions,
+            _content(activation.catalog_path),
+        )
+        con.execute("create schema if not exists activations")
+        _replace_partition(con, "activations.outbound_messages", messages, day)
+        _replace_partition(con, "activations.outbound_exclusions", excluded, day)
+    counts = summarize(messages, excluded)
+    samples = messages.groupby(["campaign_id", "channel"]).head(2)[
+        ["campaign_id", "channel", "customer_id", "address", "template_id", "personalization"]
+    ]
+    reasons = excluded.groupby("reason").size().rename("customers").reset_index()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(messages),
+            "messages": len(messages),
+            "excluded": len(excluded),
+            "fingerprint": _fingerprint(messages["message_key"]),
+            "target": activation.target_description(),
+            "counts_per_campaign_channel": dg.MetadataValue.md(markdown_table(counts, max_rows=50)),
+            "excluded_by_reason": dg.MetadataValue.md(markdown_table(reasons, max_rows=20)),
+            "sample_messages": dg.MetadataValue.md(markdown_table(samples, max_rows=20)),
+        }
+    )
+
+
+class ApprovalConfig(dg.Config):
+    approved_by: str = "marketing-ops"
+    note: str = ""
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb"},
+    deps=[outbound_messages],
+    tags={"tessera/manual": "true"},
+)
+def send_approval(
+    context: dg.AssetExecutionContext, config: ApprovalConfig, warehouse: DuckDBResource
+) -> dg.MaterializeResult:
+    """Approval of the day's sends: materialize this partition (after reviewing
+    `outbound_messages`) to let `deliveries` send exactly the reviewed messages. Rebuilding
+    `outbound_messages` afterwards changes its fingerprint and voids the approval."""
+    day = dt.date.fromisoformat(context.partition_key)
+    with warehouse.get_connection() as con:
+        keys = con.execute(
+            "select message_key from activations.outbound_messages where as_of_date = $d",
+            {"d": day},
+        ).df()
+        row = pd.DataFrame(
+            [
+                {
+                    "as_of_date": day,
+                    "approved_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                    "approved_by": config.approved_by,
+                    "note": config.note,
+                    "message_count": len(keys),
+                    "fingerprint": _fingerprint(keys["message_key"]),
+                }
+            ]
+        )
+        _replace_partition(con, "activations.send_approvals", row, day)
+    return dg.MaterializeResult(
+        metadata={
+            "approved_by": config.approved_by,
+            "messages": len(keys),
+            "fingerprint": row["fingerprint"][0],
+        }
+    )
+
+
+class DeliveriesConfig(dg.Config):
+    retry_failed: bool = False  # also resend messages a provider rejected (after fixing the data)
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb", "sendgrid", "twilio"},
+    deps=[outbound_messages, send_approval],
+    tags={"tessera/stage": "send"},
+)
+def deliveries(
+    context: dg.AssetExecutionContext,
+    config: DeliveriesConfig,
+    warehouse: DuckDBResource,
+    storage: DataStorage,
+    activation: ActivationSettings,
+) -> dg.MaterializeResult:
+    """The delivery ledger (activations.deliveries): each message key recorded before its
+    request and its outcome after, with attempts and the provider's response. Sends only what
+    was not sent yet (exactly once across crashes and reruns); fails when any message failed,
+    keeping the reason per row. Needs `send_approval` unless `auto_send` is on."""
+    day = dt.date.fromisoformat(context.partition_key)
+    if activation.kill_switch:
+        raise dg.Failure(
+            "Sending is disabled by the kill switch (TESSERA_SENDS_DISABLED); nothing was sent."
+        )
+    pause = storage.root / PAUSE_FILE
+    with warehouse.get_connection() as con:
+        messages = con.execute(
+            "select * from activations.outbound_messages where as_of_date = $d", {"d": day}
+        ).df()
+        if not activation.auto_send:
+            approval = _table(
+                con, "select * from activations.send_approvals where as_of_date = $d", {"d": day}
+            )
+            if approval is None or approval.empty:
+                raise dg.Failure(
+                    f"Awaiting approval for {day}: review outbound_messages, then materialize "
+                    f"send_approval for this partition (or set auto_send). Nothing was sent.",
+                )
+            if approval["fingerprint"].iloc[0] != _fingerprint(messages["message_key"]):
+                raise dg.Failure(
+                    f"outbound_messages for {day} changed after approval: review and approve again."
+                )
+        ledger.ensure_schema(con)
+        already = set(
+            ledger.statuses(con, messages["message_key"]).query("status == 'sent'")["message_key"]
+        )
+        planned = (
+            messages[~messages["message_key"].isin(already)].groupby("channel").size().to_dict()
+        )
+        try:
+            check_volume(
+                planned,
+                ledger.sent_history(con, day),
+                activation.volume_ceiling_factor,
+                activation.volume_ceiling_floor,
+                activation.explicit_ceilings(),
+            )
+        except ActivationError as exc:
+            raise dg.Failure(str(exc)) from None
+        providers = activation.build_providers(storage.outbox_dir)
+        if activation.live:
+            activation.require(providers, set(messages["provider"].unique()))
+        context.log.info(
+            "sending %d messages for %s via %s", len(messages), day, activation.target_description()
+        )
+        report = send_messages(
+            con,
+            messages,
+            providers,
+            activation.retry_policy(),
+            workers=activation.workers,
+            in_flight_policy=activation.in_flight_policy,
+            retry_failed=config.retry_failed,
+            should_stop=pause.exists,
+        )
+        summary = ledger.partition_summary(con, day)
+        failed = con.execute(
+            "select message_key, channel, customer_id, status, response_code, error from activations.deliveries "
+            "where as_of_date = $d and status in ('failed', 'unknown') order by message_key",
+            {"d": day},
+        ).df()
+    metadata = {
+        "dagster/row_count": int(summary["messages"].sum()) if not summary.empty else 0,
+        "sent_this_run": report.sent,
+        "already_sent": report.already_sent,
+        "reconciled_after_crash": report.reconciled_sent,
+        "failed": len(failed),
+        "requests": report.requests,
+        "seconds": round(report.seconds, 2),
+        "messages_per_second": round(report.messages_per_second),
+        "target": activation.target_description(),
+        "status_by_channel": dg.MetadataValue.md(markdown_table(summary, max_rows=30)),
+    }
+    if not failed.empty:
+        raise dg.Failure(
+            description=(
+                f"{len(failed)} message(s) for {day} were not delivered (reasons per row in "
+                "activations.deliveries). Rerun to retry transient failures; fix data and rerun "
+                "with retry_failed for rejected ones."
+            ),
+            metadata={
+                **metadata,
+                "failures": dg.MetadataValue.md(markdown_table(failed, max_rows=20)),
+            },
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+PROVIDER_EVENT_COLUMNS = (
+    "message_id, customer_id, campaign_id, channel, event, occurred_at, revenue"
+)
+
+
+@dg.asset(
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb", "parquet"},
+    tags={"tessera/stage": "feedback"},
+)
+def provider_events(warehouse: DuckDBResource, storage: DataStorage) -> dg.MaterializeResult:
+    """Delivery, open, click, bounce, unsubscribe, spam-report and conversion events from the
+    providers (landed by the event endpoint as files in landing/campaign_responses), appended
+    per file once; they feed suppressions and `campaign_results`. Kept forever."""
+    files = landed_event_files(storage.landing_dir)
+    with warehouse.get_connection() as con:
+        con.execute("create schema if not exists activations")
+        con.execute(
+            """create table if not exists activations.provider_events (
+                message_id varchar, customer_id varchar, campaign_id varchar, channel varchar,
+                event varchar, occurred_at timestamp, revenue double, source_file varchar,
+                ingested_at timestamp)"""
+        )
+        done = set(
+            con.execute("select distinct source_file from activations.provider_events").df()[
+                "source_file"
+            ]
+        )
+        new = [f for f in files if f.name not in done]
+        for path in new:
+            con.execute(
+                """insert into activations.provider_events
+                select message_id, customer_id, campaign_id, channel, event,
+                       cast(occurred_at as timestamp), cast(revenue as double), $name, now()
+                from read_parquet($path)""",
+                {"name": path.name, "path": str(path)},
+            )
+        by_event = con.execute(
+            "select event, count(*) as events from activations.provider_events group by 1 order by 1"
+        ).df()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": int(by_event["events"].sum()) if not by_event.empty else 0,
+            "new_files": len(new),
+            "events_by_type": dg.MetadataValue.md(markdown_table(by_event)),
+        }
+    )
+
+
+def _lift_chart(results: pd.DataFrame) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = results.dropna(subset=["abs_lift_ci_low"]).sort_values("abs_lift")
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(r) + 1.2))
+    y = range(len(r))
+    ax.errorbar(
+        r["abs_lift"] * 100,
+        list(y),
+        xerr=[
+            (r["abs_lift"] - r["abs_lift_ci_low"]) * 100,
+            (r["abs_lift_ci_high"] - r["abs_lift"]) * 100,
+        ],
+        fmt="o",
+        capsize=3,
+    )
+    ax.axvline(0, color="grey", lw=1)
+    ax.set_yticks(list(y), r["campaign_id"])
+    ax.set_xlabel("conversion lift, percentage points (95% CI)")
+    text = png_markdown(fig, "lift per campaign")
+    plt.close(fig)
+    return text
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb", "python"},
+    deps=[
+        dg.AssetKey("campaign_assignments"),
+        dg.AssetKey("fct_orders"),
+        dg.AssetKey("fct_campaign_responses"),
+        provider_events,
+    ],
+    tags={"tessera/stage": "measure"},
+)
+def campaign_results(
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource
+) -> dg.MaterializeResult:
+    """Per campaign, as of date D: treatment vs control conversion rate and revenue per
+    customer over every cohort before D (intent to treat), absolute lift (Newcombe 95% CI),
+    relative lift (Katz log CI), revenue lift (Welch CI), p-value and sample sizes. Conversions
+    are completed orders in the campaign window plus attributed conversion events."""
+    day = dt.date.fromisoformat(context.partition_key)
+    with warehouse.get_connection() as con:
+        assignments = con.execute(
+            "select as_of_date, customer_id, campaign_id, is_control, duration_days from campaigns.campaign_assignments where as_of_date < $d",
+            {"d": day},
+        ).df()
+        orders = con.execute(
+            "select customer_id, ordered_at, amount, status from marts.fct_orders where ordered_at < $d",
+            {"d": day},
+        ).df()
+        conversions = pd.concat(
+            [
+                c
+                for c in (
+                    _table(
+                        con,
+                        "select customer_id, campaign_id, occurred_at, revenue, message_id from marts.fct_campaign_responses where event = 'conversion' and occurred_at < $d",
+                        {"d": day},
+                    ),
+                    _table(
+                        con,
+                        "select customer_id, campaign_id, occurred_at, revenue, message_id from activations.provider_events where event = 'conversion' and occurred_at < $d",
+                        {"d": day},
+                    ),
+                )
+                if c is not None
+            ]
+            or [
+                pd.DataFrame(
+                    columns=["customer_id", "campaign_id", "occurred_at", "revenue", "message_id"]
+                )
+            ],
+            ignore_index=True,
+        ).drop_duplicates(["message_id", "occurred_at"])
+        results = compute_results(day, assignments, orders, conversions.drop(columns="message_id"))
+        con.execute("create schema if not exists activations")
+        _replace_partition(con, "activations.campaign_results", results, day)
+    view = results[
+        [
+            "campaign_id",
+            "treatment_n",
+            "control_n",
+            "treatment_rate",
+            "control_rate",
+            "abs_lift",
+            "abs_lift_ci_low",
+            "abs_lift_ci_high",
+            "rel_lift",
+            "p_value",
+            "revenue_lift_per_customer",
+        ]
+    ]
+    metadata = {
+        "dagster/row_count": len(results),
+        "results": dg.MetadataValue.md(markdown_table(view, max_rows=50, float_digits=4)),
+    }
+    if not results.empty and results["abs_lift_ci_low"].notna().any():
+        metadata["lift_chart"] = dg.MetadataValue.md(_lift_chart(results))
+    return dg.MaterializeResult(metadata=metadata)
