@@ -1058,7 +1058,7 @@ def generate_shop(
     start: date,
     end: date,
     dirty_rate: float = 0.01,
-    workers: int | None = None,
+    workers: int = 1,
 ) -> ShopSummary:
     """Write a synthetic shop as landing Parquet under ``out_dir/<table>/part-NNNNN.parquet``.
 
@@ -1066,7 +1066,8 @@ def generate_shop(
     moments, basket values, affinities) goes to ``out_dir.parent/ground_truth/customers.parquet``,
     outside the landing folder. Tables are written to a temporary folder beside ``out_dir`` and
     renamed into place only when all are complete; existing tables in ``out_dir`` are replaced.
-    Chunks of ``CHUNK_SIZE`` customers run on ``workers`` processes (default: one per core).
+    Chunks of ``CHUNK_SIZE`` customers run on ``workers`` spawned processes when more than one
+    (the caller's main module then needs an ``if __name__ == "__main__"`` guard).
     """
     _validate(customers, start, end, dirty_rate)
     began = time.perf_counter()
@@ -1087,7 +1088,7 @@ def generate_shop(
             (tmp, k, first, signup[first : first + CHUNK_SIZE], seed, cal, dirty_rate, start_s)
             for k, first in enumerate(range(0, customers, CHUNK_SIZE))
         ]
-        n_workers = min(workers or os.cpu_count() or 1, len(jobs))
+        n_workers = max(1, min(workers, len(jobs)))
         if n_workers > 1:
             # Spawned workers: safe inside Dagster or threads; each chunk has its own seed, so
             # the files are the same whatever the number of workers.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--out", type=Path, default=None, help="landing folder (default: settings)")
     gen.add_argument(
         "--dirty-rate", type=float, default=0.01, help="share of dirty rows (default 0.01)"
+    )
+    gen.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes for chunks of 100,000 customers (default: one per core)",
     )
     gen.add_argument("--force", action="store_true", help="replace an existing landing folder")
     gen.set_defaults(func=generate)
@@ -75,7 +82,9 @@ def generate(args: argparse.Namespace) -> int:
             f"--out: landing folder {out} already has data; pass --force to replace it "
             "or --out to write elsewhere"
         )
-    summary = generate_shop(out, customers, seed, start, end, dirty_rate=args.dirty_rate)
+    summary = generate_shop(
+        out, customers, seed, start, end, dirty_rate=args.dirty_rate, workers=args.workers
+    )
     width = max(len(t) for t in summary.rows)
     lines = [
         f"demo shop: {customers:,} customers, seed {seed}, {start} .. {end} (exclusive), "
