@@ -1,0 +1,116 @@
+"""Micro-segments and target-group membership per campaign date, from as-of-D features and scores."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from campaigns.invariants import customers_without_segment
+from campaigns.segmentation import segment_customers
+from orchestration.defs.campaigns.io import read, replace_dates
+from orchestration.defs.campaigns.resources import CampaignCatalog
+from orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from orchestration.metadata import markdown_table
+
+GROUP = "segments"
+
+_INPUT_SQL = """
+select f.*, {scores}
+       d.is_email_valid, d.is_phone_valid,
+       lower(nullif(split_part(d.email, '@', 2), '')) as email_domain
+from marts.customer_features f
+{scores_join}
+left join marts.dim_customers d on d.customer_id = f.customer_id
+where f.as_of_date = $d
+"""
+_SCORES = "s.churn_probability, s.predicted_value_90d, s.clv_12m,"
+_SCORES_JOIN = "left join ml.customer_scores s on s.customer_id = f.customer_id and s.as_of_date = f.as_of_date"
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "segment_membership",
+            description=(
+                "One row per customer and campaign date: the micro-segment (the combination of "
+                "the catalog's dimension buckets), each bucket, the target groups the customer "
+                "is in, and which channels can reach them."
+            ),
+            deps=["customer_features", "customer_scores", "dim_customers"],
+            group_name=GROUP,
+            kinds={"duckdb", "python"},
+        ),
+        dg.AssetSpec(
+            "micro_segments",
+            description="The micro-segments of each campaign date with their bucket values and size.",
+            deps=["segment_membership"],
+            group_name=GROUP,
+            kinds={"duckdb", "python"},
+        ),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "every_customer_in_a_micro_segment",
+            asset="segment_membership",
+            blocking=True,
+            description="Each customer with as-of-D features has exactly one micro-segment.",
+        )
+    ],
+    partitions_def=daily_partitions,
+    pool=WAREHOUSE_POOL,
+)
+def segments(
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource, campaign_catalog: CampaignCatalog
+):
+    day = dt.date.fromisoformat(context.partition_key)
+    catalog = campaign_catalog.load()
+    with warehouse.get_connection() as con:
+        customers = read(
+            con, _INPUT_SQL.format(scores=_SCORES, scores_join=_SCORES_JOIN), {"d": day}
+        )
+        if customers is None:
+            context.log.warning("ml.customer_scores missing: segmenting without scores")
+            customers = read(con, _INPUT_SQL.format(scores="", scores_join=""), {"d": day})
+        if customers is None:
+            raise dg.Failure(f"marts.customer_features has no table yet: build it for {day} first")
+        result = segment_customers(customers, catalog, day)
+        replace_dates(
+            con,
+            [
+                ("segments.segment_membership", result.membership),
+                ("segments.micro_segments", result.micro_segments),
+            ],
+            day,
+        )
+    membership, micro = result.membership, result.micro_segments
+    unsegmented = customers_without_segment(customers["customer_id"].astype(str), membership)
+    group_sizes = (
+        membership["target_groups"].explode().value_counts().rename_axis("target_group")
+    ).reset_index(name="customers")
+    yield dg.MaterializeResult(
+        asset_key="segment_membership",
+        metadata={
+            "dagster/row_count": len(membership),
+            "target_groups": dg.MetadataValue.md(markdown_table(group_sizes, max_rows=30)),
+            "reachable": dg.MetadataValue.json(
+                {c: int(membership[c].sum()) for c in membership.columns if "reachable" in c}
+            ),
+            "missing_attributes": dg.MetadataValue.json(result.missing_attributes),
+            "catalog": catalog.fingerprint(),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="micro_segments",
+        metadata={
+            "dagster/row_count": len(micro),
+            "largest": dg.MetadataValue.md(markdown_table(micro, max_rows=15)),
+        },
+    )
+    yield dg.AssetCheckResult(
+        asset_key="segment_membership",
+        check_name="every_customer_in_a_micro_segment",
+        passed=unsegmented == 0 and len(membership) == len(customers),
+        metadata={"customers": len(customers), "without_segment": unsegmented},
+    )
