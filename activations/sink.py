@@ -414,6 +414,10 @@ class SinkServer(ThreadingHTTPServer):
         self.webhook_secret = webhook_secret
         self.set_faults(faults)
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        # Clients that gave up (timeouts, injected drops) are expected: no traceback spam.
+        log.debug("sink: client %s went away", client_address)
+
     def set_faults(self, plan: FaultPlan) -> None:
         self.faults = plan
         self.fault_rng = random.Random(plan.seed)
@@ -486,6 +490,7 @@ class _SinkHandler(BaseHTTPRequestHandler):
             return None
         if fault == "slow":
             # Recorded already; the answer comes after the client gave up (an ambiguous timeout).
+            self.server.state.log_request(path, status, 0, "slow")
             time.sleep(self.server.faults.slow_s)
         self._send_prepared(status)
         return None

@@ -14,6 +14,7 @@ from typing import Any
 import python_http_client.exceptions as sg_exc
 from sendgrid import SendGridAPIClient
 
+from activations.errors import ProviderConfigError
 from activations.providers import _http
 from activations.providers.base import (
     Message,
@@ -96,6 +97,9 @@ class SendGridProvider(Provider):
         asm_group_id: int | None = None,
         sink_url: str | None = None,
     ) -> None:
+        if not api_key:
+            # The client would silently fall back to $SENDGRID_API_KEY or send "Bearer None".
+            raise ProviderConfigError("SendGrid needs an API key (SENDGRID_API_KEY)")
         self._api_key = api_key
         self.host = host.rstrip("/")
         self.from_email = from_email
