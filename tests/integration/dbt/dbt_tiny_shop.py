@@ -122,9 +122,7 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists raw")
     for table, columns in COLUMNS.items():
         cols = ", ".join(f"{c} varchar" for c in columns)
-        con.execute(
-            f"create table raw.{table} ({cols}, _source_file varchar, _source_row bigint)"
-        )
+        con.execute(f"create table raw.{table} ({cols}, _source_file varchar, _source_row bigint)")
 
 
 def append_rows(
