@@ -279,8 +279,22 @@ class _Locator:
         return f"{owner}: {where}{text} ({self.display}:{line or self.line(path)})"
 
 
-def _pydantic_text(error: dict[str, Any]) -> tuple[Path_, str]:
-    """A plain-English message for one pydantic error, and the path it points at."""
+def _pydantic_text(error: dict[str, Any]) -> tuple[Path_, str, Path_]:
+    """A plain-English message for one pydantic error, the path it names and the path of its line."""
+    path, text = _pydantic_message(error)
+    return path, text, _clean_loc(error) if error["type"] == "extra_forbidden" else path
+
+
+def _clean_loc(error: dict[str, Any]) -> Path_:
+    return tuple(
+        p
+        for p in error["loc"]
+        if p not in {"bool", "int", "float", "str", "list[...]", "date"}
+        and not (isinstance(p, str) and p.startswith("function-"))
+    )
+
+
+def _pydantic_message(error: dict[str, Any]) -> tuple[Path_, str]:
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     # union members add their type name to the path; it means nothing to a user
     loc = tuple(
@@ -321,11 +335,20 @@ def _hint(field: str) -> str:
     return ""
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text, so pydantic reports 2025-02-30 with its line."""
+
+
+_Loader.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+)
+
+
 def parse_catalog(text: str, source: str = "catalog.yml") -> Catalog:
     """Parse and validate catalog YAML; raise :class:`CatalogError` listing every problem."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -344,8 +367,8 @@ def parse_catalog(text: str, source: str = "catalog.yml") -> Catalog:
         catalog = Catalog.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
-            path, text_ = _pydantic_text(error)
-            problems.append(locator.message(path, text_))
+            path, text_, line_path = _pydantic_text(error)
+            problems.append(locator.message(path, text_, locator.line(line_path)))
         raise CatalogError(source, list(dict.fromkeys(problems))) from None
     problems.extend(_cross_check(catalog, locator))
     if problems:
@@ -438,7 +461,7 @@ def _check_target_group(
                 for v in values:
                     bad = (
                         (kind == "bool" and not isinstance(v, bool))
-                        or (kind == "number" and (isinstance(v, bool) or isinstance(v, str)))
+                        or (kind == "number" and isinstance(v, bool | str))
                         or (kind == "text" and not isinstance(v, str))
                     )
                     if bad:

@@ -1,6 +1,5 @@
 """The daily campaign matrix in Dagster: assignments, exclusions, matrix grid and forward plan."""
 
-from __future__ import annotations
 
 import datetime as dt
 

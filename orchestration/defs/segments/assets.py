@@ -1,6 +1,5 @@
 """Micro-segments and target-group membership per campaign date, from as-of-D features and scores."""
 
-from __future__ import annotations
 
 import datetime as dt
 
