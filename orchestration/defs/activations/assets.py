@@ -32,7 +32,8 @@ def _table(
     """Run a read; None when an upstream table does not exist yet (first runs, partial setups)."""
     try:
         return con.execute(sql, params or {}).df()
-    except duckdb.CatalogException:
+    except (duckdb.CatalogException, duckdb.InvalidInputException):
+        # InvalidInput: DuckDB tried a Python variable of that name (a replacement scan).
         return None
 
 
