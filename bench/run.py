@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import hashlib
 import importlib.util
 import json
 import logging
@@ -86,13 +87,22 @@ def _child(
 # ------------------------------------------------------------------------------------------------
 
 
+def generator_fingerprint() -> str:
+    """A hash of the generator's source: a changed generator invalidates the cached shops."""
+    spec = importlib.util.find_spec("orchestration.demo")
+    if spec is None or not spec.origin:
+        return ""
+    return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:16]
+
+
 def ensure_shop(
     cache: Path, customers: int, seed: int, end: dt.date, repeats: int
 ) -> tuple[dict[str, Any], Path | None]:
     """The generate stage: reuse `cache/landing` or generate it in a measured child process."""
     landing, meta_path = cache / "landing", cache / "generate.json"
-    if landing.is_dir() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
+    fingerprint = generator_fingerprint()
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if landing.is_dir() and meta.get("generator") == fingerprint:
         return _stage(
             "generate",
             report.CACHED,
@@ -123,6 +133,7 @@ def ensure_shop(
     with duckdb.connect() as con:
         floor = floors.rewrite_floor(con, landing, repeats)
     meta = {
+        "generator": fingerprint,
         "date": dt.date.today().isoformat(),
         "seconds": run.seconds,
         "peak_rss_bytes": run.peak_rss_bytes,
