@@ -317,8 +317,11 @@ def run_pipeline(
             ["pipeline", "--date", as_of.isoformat()], cache, "pipeline", env, profile
         )
         if out is None:
-            note = f"child exited {run.returncode}; see {cache / 'pipeline.log'}"
-            failed = [_stage(s, report.FAILED, note) for s in report.STAGES[1:]]
+            note = f"the job did not run (exit {run.returncode}); see {cache / 'pipeline.log'}"
+            failed = [
+                _stage(s, report.FAILED, note if i == 0 else "")
+                for i, s in enumerate(report.STAGES[1:])
+            ]
             e2e = {
                 "status": report.FAILED,
                 "seconds": run.seconds,
