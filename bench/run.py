@@ -238,14 +238,11 @@ def _floor_for(
     if stage == "landing":
         return floors.scan_floor(con, floors.parquet_sources(landing), as_of, repeats)
     if stage == "quality checks":
-        inputs = sorted(entry["assets"]) or sorted(
-            {
-                c["asset"]
-                for s in out["steps"]
-                if s["step_key"] in entry["steps"]
-                for c in s["checks"]
-            }
-        )
+        # What the gates read: the assets they check, and the inputs of quality's own assets.
+        checked = {
+            c["asset"] for s in out["steps"] if s["step_key"] in entry["steps"] for c in s["checks"]
+        }
+        inputs = sorted(checked | set(_stage_inputs(out, set(entry["assets"]))))
     else:
         inputs = _stage_inputs(out, set(entry["assets"]))
     tables = [t for t in (floors.resolve_table(con, a) for a in inputs) if t]
