@@ -97,13 +97,16 @@ def _scan_sql(path: Path) -> str:
 
 def _file_columns(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[str]:
     if path.stat().st_size == 0:
-        raise LandingError(f"{path}: the file is empty (no header row); table '{table}' expects "
-                           f"columns {', '.join(CONTRACT[table].columns)}")
+        raise LandingError(
+            f"{path}: the file is empty (no header row); table '{table}' expects "
+            f"columns {', '.join(CONTRACT[table].columns)}"
+        )
     try:
         rows = con.execute(f"describe select * from {_scan_sql(path)}").fetchall()
     except duckdb.Error as exc:
-        raise LandingError(f"{path}: cannot be read as {path.suffix[1:]} for table '{table}': "
-                           f"{_first_line(exc)}") from exc
+        raise LandingError(
+            f"{path}: cannot be read as {path.suffix[1:]} for table '{table}': {_first_line(exc)}"
+        ) from exc
     return [r[0] for r in rows if r[0] != "file_row_number"]
 
 
@@ -127,10 +130,8 @@ def _select_sql(path: Path, table: str, present: dict[str, str], relative_to: Pa
     except ValueError:
         label = str(path)
     label = label.replace("'", "''")
-    if path.suffix.lower() == ".parquet":
-        row = "file_row_number + 1"
-    else:
-        row = "row_number() over ()"
+    is_parquet = path.suffix.lower() == ".parquet"
+    row = "file_row_number + 1" if is_parquet else "row_number() over ()"
     return (
         f"select {', '.join(cols)}, '{label}' as _source_file, cast({row} as bigint) as _source_row"
         f" from {_scan_sql(path)}"

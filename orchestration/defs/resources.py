@@ -6,6 +6,7 @@ environment variables themselves.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -44,7 +45,12 @@ def build_resources(data_dir: Path | None = None) -> dict[str, object]:
     return {
         "warehouse": DuckDBResource(database=str(root / "warehouse.duckdb")),
         "storage": DataStorage(data_dir=str(root)),
-        "dbt": DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR)),
+        "dbt": DbtCliResource(
+            project_dir=str(DBT_PROJECT_DIR),
+            profiles_dir=str(DBT_PROJECT_DIR),
+            # The dbt of this environment, also when the venv's bin is not on PATH.
+            dbt_executable=str(Path(sys.executable).parent / "dbt"),
+        ),
     }
 
 

@@ -1,7 +1,5 @@
 """The daily pipeline job and its 06:00 schedule: every asset, for campaign date D."""
 
-from __future__ import annotations
-
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -20,6 +18,7 @@ daily_pipeline = dg.define_asset_job(
     partitions_def=daily_partitions,
     description="The whole daily run for campaign date D (data strictly before D 00:00).",
 )
+
 
 @dg.schedule(
     job=daily_pipeline,

@@ -1,7 +1,5 @@
 """Landing tables as assets: files in data/landing/ copied losslessly into the warehouse's raw schema."""
 
-from __future__ import annotations
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 

@@ -1,15 +1,15 @@
 """The dbt project as assets: staging, quarantine, intermediate and marts, grouped by folder."""
 
-from __future__ import annotations
-
 import json
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from orchestration.metadata import markdown_table
 from orchestration.settings import DBT_PROJECT_DIR
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -63,8 +63,49 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     pool=WAREHOUSE_POOL,
     name="daily_feature_models",
 )
-def daily_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def daily_feature_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBResource
+):
     """Build and test the point-in-time features for campaign date D (data before D 00:00)."""
     as_of = context.partition_key
     args = ["build", "--vars", json.dumps({"as_of": as_of})]
-    yield from dbt.cli(args, context=context).stream()
+    # dbt holds the DuckDB write lock until it exits: collect its events, then read the slice.
+    events = list(dbt.cli(args, context=context).stream())
+    with warehouse.get_connection() as con:
+        metadata = feature_partition_metadata(con, as_of)
+    for event in events:
+        if isinstance(event, dg.Output) and event.output_name == "customer_features":
+            yield event.with_metadata({**event.metadata, **metadata})
+        else:
+            yield event
+
+
+def feature_partition_metadata(con, as_of: str) -> dict[str, dg.MetadataValue]:
+    """Row count, a few headline shares and a preview of one campaign date's features."""
+    stats = con.execute(
+        """
+        select count(*),
+               avg(case when orders_90d > 0 then 1.0 else 0.0 end),
+               avg(case when events_30d > 0 then 1.0 else 0.0 end),
+               sum(case when is_cart_abandoned_24h then 1 else 0 end)
+        from marts.customer_features where as_of_date = cast(? as date)
+        """,
+        [as_of],
+    ).fetchall()[0]
+    preview = con.execute(
+        """
+        select customer_id, tenure_days, orders_365d, revenue_365d, days_since_last_order,
+               top_category, events_30d, is_cart_abandoned_24h
+        from marts.customer_features where as_of_date = cast(? as date)
+        order by revenue_365d desc limit 10
+        """,
+        [as_of],
+    ).df()
+    return {
+        "dagster/row_count": dg.MetadataValue.int(int(stats[0])),
+        "as_of": dg.MetadataValue.text(as_of),
+        "share_bought_last_90d": dg.MetadataValue.float(float(stats[1] or 0.0)),
+        "share_active_last_30d": dg.MetadataValue.float(float(stats[2] or 0.0)),
+        "carts_abandoned_last_24h": dg.MetadataValue.int(int(stats[3] or 0)),
+        "preview_top_spenders": dg.MetadataValue.md(markdown_table(preview)),
+    }

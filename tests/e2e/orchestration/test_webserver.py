@@ -33,8 +33,15 @@ def webserver(tmp_path_factory: pytest.TempPathFactory):
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     env["TESSERA_DATA_DIR"] = str(tmp_path_factory.mktemp("ui-data"))
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-webserver"), "-w", "workspace.yaml",
-         "-h", "127.0.0.1", "-p", str(port)],
+        [
+            str(Path(sys.executable).parent / "dagster-webserver"),
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -89,11 +96,22 @@ def test_asset_graph_renders_in_headless_chromium(webserver: str, tmp_path: Path
     _asset_nodes(webserver)
     shot = tmp_path / "asset-graph.png"
     subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,1000",
-         "--virtual-time-budget=15000", f"--screenshot={shot}",
-         f"{webserver}/asset-groups"],
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1600,1000",
+            "--virtual-time-budget=15000",
+            f"--screenshot={shot}",
+            f"{webserver}/asset-groups",
+        ],
         check=True,
         timeout=120,
         capture_output=True,

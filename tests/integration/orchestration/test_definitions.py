@@ -37,8 +37,13 @@ def test_daily_assets_share_one_partitions_definition() -> None:
 
 def test_dagster_definitions_validate_is_clean() -> None:
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w",
-         "workspace.yaml"],
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -97,9 +97,7 @@ def test_missing_table_names_the_table(landing: Path, con) -> None:
 
 
 def test_wrong_header_names_file_and_missing_column(landing: Path, con) -> None:
-    (landing / "orders" / "part-0.csv").write_text(
-        ORDERS.replace("customer_id", "client_id", 1)
-    )
+    (landing / "orders" / "part-0.csv").write_text(ORDERS.replace("customer_id", "client_id", 1))
     with pytest.raises(LandingError) as err:
         load_landing(con, landing)
     assert "orders/part-0.csv" in str(err.value)
