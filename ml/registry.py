@@ -1,0 +1,189 @@
+"""The model registry: versioned folders under models_dir with metadata and a promotion rule.
+
+Layout: ``<models_dir>/<version>/`` holds ``churn.pkl``, ``value.pkl``, ``evaluation.parquet``
+(held-out predictions of LightGBM and the baselines) and ``metadata.json``. The version is
+``<cut-off YYYYMMDD>-<data fingerprint[:10]>``, so retraining on the same data reproduces it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+import platform
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml.errors import RegistryError
+from ml.evaluation import churn_metrics, value_metrics
+from ml.training import ChurnModel, TrainingResult, ValueModel
+
+log = logging.getLogger(__name__)
+
+KINDS = ("churn", "value")
+#: The metric each kind is judged on, higher is better.
+PRIMARY_METRIC = {"churn": "auc", "value": "spearman"}
+#: Below these a model is never promoted (and the model-quality check fails).
+DEFAULT_FLOORS = {"churn": 0.6, "value": 0.2}
+_LIBRARIES = ("lightgbm", "scikit-learn", "scipy", "numpy", "pandas", "duckdb", "pyarrow")
+
+
+def data_fingerprint(frame: pd.DataFrame) -> str:
+    """A stable hash of a training set's content (rows in order, all columns)."""
+    digest = hashlib.sha256()
+    digest.update(",".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def should_promote(challenger: float, champion: float | None, floor: float) -> tuple[bool, str]:
+    """Champion/challenger rule: promote when above the floor and not worse than the champion."""
+    if not np.isfinite(challenger) or challenger < floor:
+        return False, f"{challenger:.4f} is below the quality floor {floor:.4f}"
+    if champion is None:
+        return True, "no champion yet"
+    if challenger >= champion:
+        return True, f"{challenger:.4f} >= champion {champion:.4f} on the same evaluation slice"
+    return False, f"{challenger:.4f} < champion {champion:.4f} on the same evaluation slice"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    version: str
+    path: Path
+    metadata: dict
+
+    @property
+    def cutoff(self) -> date:
+        return date.fromisoformat(self.metadata["cutoff"])
+
+
+def list_entries(models_dir: Path) -> list[ModelEntry]:
+    """Every registered run, oldest cut-off first (ties: older registration first)."""
+    entries = []
+    for meta_path in sorted(Path(models_dir).glob("*/metadata.json")):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RegistryError(f"{meta_path}: unreadable model metadata ({exc})") from exc
+        entries.append(ModelEntry(meta["version"], meta_path.parent, meta))
+    return sorted(entries, key=lambda e: (e.metadata["cutoff"], e.metadata["created_at"]))
+
+
+def champion(models_dir: Path, kind: str, as_of: date) -> ModelEntry | None:
+    """The newest promoted model of `kind` whose training cut-off is on or before `as_of`."""
+    eligible = [
+        e for e in list_entries(models_dir) if e.metadata["promoted"][kind] and e.cutoff <= as_of
+    ]
+    return eligible[-1] if eligible else None
+
+
+def load_model(entry: ModelEntry, kind: str) -> ChurnModel | ValueModel:
+    path = entry.path / f"{kind}.pkl"
+    try:
+        with path.open("rb") as fh:
+            return pickle.load(fh)  # noqa: S301 - our own registry files
+    except (OSError, pickle.UnpicklingError, EOFError) as exc:
+        raise RegistryError(f"{path}: cannot load the {kind} model ({exc})") from exc
+
+
+def _champion_score(entry: ModelEntry | None, kind: str, result: TrainingResult) -> float | None:
+    if entry is None:
+        return None
+    model = load_model(entry, kind)
+    held_out = result.held_out
+    if kind == "churn":
+        frame = model.spec.prepare(held_out)
+        return churn_metrics(held_out["label_churned"], model.predict(frame))["auc"]
+    frame = model.buy_model.spec.prepare(held_out)
+    return value_metrics(held_out["label_value"], model.predict(frame))["spearman"]
+
+
+def register(
+    models_dir: Path,
+    result: TrainingResult,
+    fingerprint: str,
+    floors: dict[str, float] | None = None,
+) -> ModelEntry:
+    """Save a training run and decide, per kind, whether it becomes the champion."""
+    floors = {**DEFAULT_FLOORS, **(floors or {})}
+    models_dir = Path(models_dir)
+    version = f"{result.plan.cutoff:%Y%m%d}-{fingerprint[:10]}"
+    promotion: dict[str, dict] = {}
+    for kind in KINDS:
+        current = champion(models_dir, kind, result.plan.cutoff)
+        if current is not None and current.version == version:
+            current = None  # re-registering the same run: judge it on its own merits
+        metric = PRIMARY_METRIC[kind]
+        challenger = float(result.metrics.loc["lightgbm", metric])
+        champion_score = _champion_score(current, kind, result)
+        promoted, reason = should_promote(challenger, champion_score, floors[kind])
+        promotion[kind] = {
+            "promoted": promoted,
+            "metric": metric,
+            "challenger": challenger,
+            "champion_version": current.version if current else None,
+            "champion": champion_score,
+            "floor": floors[kind],
+            "reason": reason,
+        }
+    plan = result.plan
+    meta = {
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cutoff": plan.cutoff.isoformat(),
+        "horizon_days": result.config.horizon_days,
+        "training_window": {
+            "train": [d.isoformat() for d in plan.train],
+            "validation": [d.isoformat() for d in plan.valid],
+            "evaluation": [d.isoformat() for d in plan.evaluation],
+            "overlapping_labels": plan.overlapping_labels,
+        },
+        "rows": result.rows,
+        "features": result.churn.spec.features,
+        "categories": result.churn.spec.categories,
+        "hyperparameters": result.config.as_dict(),
+        "best_iteration": {
+            "churn": result.churn.booster.best_iteration,
+            "value": result.value.spend_booster.best_iteration,
+        },
+        "metrics": json.loads(result.metrics.to_json(orient="index")),
+        "beats_baselines": result.passed,
+        "verdict": result.verdict_message,
+        "library_versions": library_versions(),
+        "data_fingerprint": fingerprint,
+        "promoted": {kind: promotion[kind]["promoted"] for kind in KINDS},
+        "promotion": promotion,
+    }
+    final = models_dir / version
+    tmp = models_dir / f".{version}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for kind, model in (("churn", result.churn), ("value", result.value)):
+        with (tmp / f"{kind}.pkl").open("wb") as fh:
+            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    result.predictions.to_parquet(tmp / "evaluation.parquet", index=False)
+    (tmp / "importance.json").write_text(result.churn.importance().to_json())
+    (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
+    # Write then rename, so a crash never leaves a half-written version that looks complete.
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    log.info("registered %s: promoted %s", version, meta["promoted"])
+    return ModelEntry(version, final, meta)

@@ -1,0 +1,363 @@
+"""Point-in-time training sets, LightGBM churn and value models, and their held-out evaluation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+
+import duckdb
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from ml.baselines import BGNBDBaseline, RFMBaseline, add_bgnbd_features
+from ml.errors import NotEnoughHistoryError
+from ml.evaluation import compare_models, verdict
+from ml.features import FeatureSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters and the time layout of one training run."""
+
+    horizon_days: int = 90
+    train_dates: int = 8
+    valid_dates: int = 2
+    eval_dates: int = 1
+    num_boost_round: int = 400
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 50
+    feature_fraction: float = 0.9
+    lambda_l2: float = 1.0
+    early_stopping_rounds: int = 30
+    #: Feed BG/NBD P(alive) and expected purchases to LightGBM as features.
+    bgnbd_features: bool = True
+    max_train_rows: int = 300_000
+    seed: int = 42
+    #: One thread: LightGBM's OpenMP threads spin badly when the cores are shared with
+    #: other pipeline steps, and one thread is also bit-for-bit reproducible.
+    num_threads: int = 1
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SlicePlan:
+    """Snapshot dates used to train, validate (early stopping, calibration) and evaluate.
+
+    The evaluation dates are the newest with a complete label window before `cutoff`; train and
+    validation dates end at least one horizon before them, so their label windows close before
+    the evaluation slice starts (`overlapping_labels` says when history was too short for that).
+    """
+
+    cutoff: date
+    train: list[date]
+    valid: list[date]
+    evaluation: list[date]
+    overlapping_labels: bool
+
+    @property
+    def all_dates(self) -> list[date]:
+        return sorted(self.train + self.valid + self.evaluation)
+
+
+def plan_slices(
+    dates: Sequence[date],
+    as_of: date,
+    horizon_days: int,
+    train_dates: int = 8,
+    valid_dates: int = 2,
+    eval_dates: int = 1,
+) -> SlicePlan:
+    """Choose the snapshot dates for a model trained at `as_of` (its training cut-off)."""
+    last_usable = as_of - timedelta(days=horizon_days)
+    usable = sorted({d for d in dates if d <= last_usable})
+    if len(usable) < eval_dates + 2:
+        raise NotEnoughHistoryError(
+            f"not enough history to train for as-of {as_of} with a {horizon_days}-day horizon: "
+            f"{len(usable)} snapshot date(s) on or before {last_usable}, need at least "
+            f"{eval_dates + 2} (earliest snapshot: {min(dates) if dates else 'none'})"
+        )
+    evaluation = usable[-eval_dates:]
+    strict = [d for d in usable if d <= evaluation[0] - timedelta(days=horizon_days)]
+    overlapping = len(strict) < 2
+    fit = strict if not overlapping else [d for d in usable if d < evaluation[0]]
+    if overlapping:
+        log.warning(
+            "history too short for label windows that end before the evaluation slice %s; "
+            "training on earlier snapshots whose label windows overlap it",
+            evaluation[0],
+        )
+    n_valid = min(valid_dates, len(fit) - 1)
+    valid = fit[len(fit) - n_valid :]
+    train = fit[: len(fit) - n_valid][-train_dates:]
+    return SlicePlan(as_of, train, valid, evaluation, overlapping)
+
+
+def training_set_sql(
+    snapshots: str, orders: str, dates: Sequence[date], horizon_days: int, as_of: date
+) -> str:
+    """Features as of each date t plus labels from [t, t+H): churned (no purchase), value.
+
+    `orders` is a relation with customer_id, ordered_at and amount of revenue-bearing orders.
+    Orders at or after `as_of` are never read, whatever the dates asked for.
+    """
+    date_list = ", ".join(f"date '{d.isoformat()}'" for d in sorted(set(dates)))
+    return f"""
+with snaps as (
+    select * from {snapshots} where as_of_date in ({date_list})
+),
+visible_orders as (
+    select customer_id, ordered_at, amount from {orders}
+    where ordered_at < timestamp '{as_of.isoformat()}'
+),
+labels as (
+    select s.as_of_date, s.customer_id,
+           count(o.customer_id) as n_orders, coalesce(sum(o.amount), 0) as value
+    from snaps s
+    left join visible_orders o
+      on o.customer_id = s.customer_id
+     and o.ordered_at >= s.as_of_date::timestamp
+     and o.ordered_at < s.as_of_date::timestamp + to_days(cast({int(horizon_days)} as integer))
+    group by s.as_of_date, s.customer_id
+)
+select snaps.*, (labels.n_orders = 0)::integer as label_churned, labels.value::double as label_value
+from snaps join labels using (as_of_date, customer_id)
+order by snaps.as_of_date, snaps.customer_id
+"""
+
+
+def build_training_set(
+    con: duckdb.DuckDBPyConnection, snapshots: str, orders: str, plan: SlicePlan, horizon_days: int
+) -> pd.DataFrame:
+    """The labelled rows for every date of the plan, with `as_of_date` as Python dates."""
+    for d in plan.all_dates:
+        if d + timedelta(days=horizon_days) > plan.cutoff:
+            raise NotEnoughHistoryError(
+                f"snapshot {d} has no complete label window before {plan.cutoff}"
+            )
+    frame = con.execute(
+        training_set_sql(snapshots, orders, plan.all_dates, horizon_days, plan.cutoff)
+    ).df()
+    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"]).dt.date
+    return frame
+
+
+def _lgb_params(config: TrainConfig, objective: str) -> dict:
+    return {
+        "objective": objective,
+        "learning_rate": config.learning_rate,
+        "num_leaves": config.num_leaves,
+        "min_data_in_leaf": config.min_data_in_leaf,
+        "feature_fraction": config.feature_fraction,
+        "lambda_l2": config.lambda_l2,
+        "seed": config.seed,
+        "deterministic": True,
+        "force_col_wise": True,
+        "num_threads": config.num_threads,
+        "verbosity": -1,
+        "cat_smooth": 10,
+        "max_cat_to_onehot": 8,
+    }
+
+
+def _fit_booster(
+    config: TrainConfig,
+    objective: str,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    Xv: pd.DataFrame,
+    yv: np.ndarray,
+) -> lgb.Booster:
+    train = lgb.Dataset(X, y, free_raw_data=False)
+    valid = lgb.Dataset(Xv, yv, reference=train, free_raw_data=False)
+    return lgb.train(
+        _lgb_params(config, objective),
+        train,
+        num_boost_round=config.num_boost_round,
+        valid_sets=[valid],
+        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
+    )
+
+
+@dataclass
+class ChurnModel:
+    """LightGBM churn classifier with Platt scaling fitted on the later validation slice."""
+
+    spec: FeatureSpec
+    booster: lgb.Booster
+    platt: tuple[float, float] = (1.0, 0.0)
+
+    def raw_margin(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.booster.predict(self.spec.matrix(frame), raw_score=True)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        a, b = self.platt
+        # Platt scaling is monotone, so it fixes calibration without changing the ranking.
+        return 1.0 / (1.0 + np.exp(-(a * self.raw_margin(frame) + b)))
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Per-customer, per-feature contributions to the churn log-odds (SHAP values)."""
+        values = self.booster.predict(self.spec.matrix(frame), pred_contrib=True)
+        return pd.DataFrame(values[:, :-1], columns=self.spec.features, index=frame.index)
+
+    def importance(self) -> pd.Series:
+        gain = pd.Series(self.booster.feature_importance("gain"), index=self.booster.feature_name())
+        return (gain / gain.sum()).sort_values(ascending=False) if gain.sum() else gain
+
+
+@dataclass
+class ValueModel:
+    """Hurdle model of H-day revenue: P(buy) x E[revenue | buy].
+
+    P(buy) is 1 - calibrated churn; E[revenue | buy] is a LightGBM gamma regression (log link,
+    positive and right-skewed) fitted on buyers only, rescaled on the validation slice so total
+    predicted revenue matches the later period's level.
+    """
+
+    buy_model: ChurnModel
+    spend_booster: lgb.Booster
+    horizon_days: int
+    scale: float = 1.0
+
+    def expected_spend(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.scale * self.spend_booster.predict(self.buy_model.spec.matrix(frame))
+
+    def predict(
+        self, frame: pd.DataFrame, churn_probability: np.ndarray | None = None
+    ) -> np.ndarray:
+        churn = self.buy_model.predict(frame) if churn_probability is None else churn_probability
+        return (1.0 - churn) * self.expected_spend(frame)
+
+
+def clv_12m(value_h: np.ndarray, churn_probability: np.ndarray, horizon_days: int) -> np.ndarray:
+    """12-month value: the H-day value repeated over 365/H periods with geometric retention.
+
+    Period k's value is discounted by (1 - churn)^k: a simple, monotone extrapolation (it is
+    not trained on 12-month labels, which the demo history is too short to provide).
+    """
+    periods = 365.0 / horizon_days
+    s = np.clip(1.0 - np.asarray(churn_probability, float), 0.0, 0.999999)
+    return np.asarray(value_h, float) * (1.0 - s**periods) / (1.0 - s)
+
+
+@dataclass
+class TrainingResult:
+    """Everything one training run produces: models, held-out predictions and metrics."""
+
+    churn: ChurnModel
+    value: ValueModel
+    plan: SlicePlan
+    config: TrainConfig
+    predictions: pd.DataFrame
+    metrics: pd.DataFrame
+    passed: bool
+    verdict_message: str
+    rows: dict[str, int] = field(default_factory=dict)
+    #: The evaluation slice's features and labels, to judge a champion on the same rows.
+    held_out: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    return (
+        frame
+        if len(frame) <= max_rows
+        else frame.sample(n=max_rows, random_state=seed).sort_index()
+    )
+
+
+def _platt(margin: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    if len(np.unique(y)) < 2:
+        return (1.0, 0.0)
+    lr = LogisticRegression(C=1e6, solver="lbfgs").fit(margin.reshape(-1, 1), y)
+    return (float(lr.coef_[0, 0]), float(lr.intercept_[0]))
+
+
+def train_models(
+    training_set: pd.DataFrame, plan: SlicePlan, config: TrainConfig
+) -> TrainingResult:
+    """Fit churn and value models on the plan's slices and evaluate them and both baselines."""
+    if config.bgnbd_features:
+        training_set = add_bgnbd_features(training_set, config.horizon_days)
+    dates = training_set["as_of_date"]
+    train = _sample(training_set[dates.isin(plan.train)], config.max_train_rows, config.seed)
+    valid = training_set[dates.isin(plan.valid)]
+    held_out = training_set[dates.isin(plan.evaluation)]
+    if train.empty or valid.empty or held_out.empty:
+        raise NotEnoughHistoryError(
+            f"empty slice: train {len(train)}, validation {len(valid)}, evaluation {len(held_out)} rows"
+        )
+    spec = FeatureSpec.from_frame(
+        training_set, config.horizon_days if config.bgnbd_features else None
+    )
+    X, Xv = spec.matrix(train), spec.matrix(valid)
+    y, yv = train["label_churned"].to_numpy(float), valid["label_churned"].to_numpy(float)
+
+    booster = _fit_booster(config, "binary", X, y, Xv, yv)
+    churn = ChurnModel(spec, booster)
+    churn.platt = _platt(churn.raw_margin(valid), yv)
+
+    buyers, buyers_v = train["label_value"] > 0, valid["label_value"] > 0
+    if buyers.sum() < 20 or buyers_v.sum() < 5:
+        raise NotEnoughHistoryError(
+            f"too few buyers to fit the value model ({int(buyers.sum())} in training)"
+        )
+    spend = _fit_booster(
+        config,
+        "gamma",
+        X[buyers.to_numpy()],
+        train.loc[buyers, "label_value"].to_numpy(float),
+        Xv[buyers_v.to_numpy()],
+        valid.loc[buyers_v, "label_value"].to_numpy(float),
+    )
+    value = ValueModel(churn, spend, config.horizon_days)
+    predicted_valid = value.predict(valid)
+    if predicted_valid.sum() > 0:
+        value.scale = float(valid["label_value"].sum() / predicted_valid.sum())
+
+    predictions = predict_with_baselines(churn, value, train, held_out, config.horizon_days)
+    table = compare_models(predictions)
+    result = verdict(table)
+    log.info("training cut-off %s: %s", plan.cutoff, result.message)
+    return TrainingResult(
+        churn=churn,
+        value=value,
+        plan=plan,
+        config=config,
+        predictions=predictions,
+        metrics=table,
+        passed=result.passed,
+        verdict_message=result.message,
+        rows={"train": len(train), "valid": len(valid), "evaluation": len(held_out)},
+        held_out=held_out.reset_index(drop=True),
+    )
+
+
+def predict_with_baselines(
+    churn: ChurnModel,
+    value: ValueModel,
+    train: pd.DataFrame,
+    held_out: pd.DataFrame,
+    horizon_days: int,
+) -> pd.DataFrame:
+    """Held-out predictions of LightGBM and both baselines side by side, with the outcomes."""
+    held_out = churn.spec.prepare(held_out)
+    out = held_out[["as_of_date", "customer_id", "label_churned", "label_value"]].copy()
+    out["churn_lightgbm"] = churn.predict(held_out)
+    out["value_lightgbm"] = value.predict(held_out, out["churn_lightgbm"].to_numpy())
+    rfm = RFMBaseline(horizon_days).fit(train).predict(held_out)
+    out["churn_rfm"], out["value_rfm"] = rfm["churn_probability"], rfm["predicted_value"]
+    bg = BGNBDBaseline(horizon_days).fit_nonbuyers(train)
+    # BG/NBD is fitted per snapshot date on that date's history only (it needs no labels).
+    parts = [bg.predict(group) for _, group in held_out.groupby("as_of_date", sort=True)]
+    bgp = pd.concat(parts).reindex(held_out.index)
+    out["churn_bgnbd"], out["value_bgnbd"] = bgp["churn_probability"], bgp["predicted_value"]
+    return out.reset_index(drop=True)

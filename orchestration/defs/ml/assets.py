@@ -1,0 +1,222 @@
+"""Dagster assets of the ml group: trained models, their evaluation report and daily scores."""
+
+import json
+from datetime import date
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from ml.pipeline import data_end, ensure_champions, score_date, write_scores
+from ml.registry import list_entries
+from ml.training import TrainConfig
+from orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from orchestration.defs.resources import DataStorage
+from orchestration.metadata import markdown_table, png_markdown
+
+
+class ModelConfig(dg.Config):
+    """Hyperparameters and cadence of the churn and value models."""
+
+    horizon_days: int = 90
+    train_dates: int = 8
+    valid_dates: int = 2
+    num_boost_round: int = 400
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 50
+    early_stopping_rounds: int = 30
+    bgnbd_features: bool = True
+    seed: int = 42
+    #: Retrain when the champion's cut-off is this many days old or more.
+    retrain_every_days: int = 7
+    #: Training cut-off (YYYY-MM-DD); default: the run's partition date, else the data end.
+    as_of: str | None = None
+    churn_auc_floor: float = 0.6
+    value_spearman_floor: float = 0.2
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            horizon_days=self.horizon_days,
+            train_dates=self.train_dates,
+            valid_dates=self.valid_dates,
+            num_boost_round=self.num_boost_round,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_data_in_leaf=self.min_data_in_leaf,
+            early_stopping_rounds=self.early_stopping_rounds,
+            bgnbd_features=self.bgnbd_features,
+            seed=self.seed,
+        )
+
+    def floors(self) -> dict[str, float]:
+        return {"churn": self.churn_auc_floor, "value": self.value_spearman_floor}
+
+
+def _cutoff(context: dg.AssetExecutionContext, config: ModelConfig, end: date | None) -> date:
+    requested = config.as_of or context.run.tags.get("dagster/partition")
+    if requested:
+        as_of = date.fromisoformat(requested)
+        return min(as_of, end) if end else as_of
+    if end is None:
+        raise dg.Failure("marts.fct_orders has no completed orders: nothing to train on")
+    return end
+
+
+@dg.asset(
+    group_name="ml",
+    kinds={"lightgbm"},
+    pool=WAREHOUSE_POOL,
+    deps=[dg.AssetKey("customer_feature_snapshots"), dg.AssetKey("fct_orders")],
+)
+def models(
+    context: dg.AssetExecutionContext,
+    config: ModelConfig,
+    warehouse: DuckDBResource,
+    storage: DataStorage,
+) -> dg.MaterializeResult:
+    """Churn (LightGBM classifier, Platt-calibrated) and 90-day value (hurdle: P(buy) x gamma
+    regression) models in the registry under data/models/.
+
+    Retrains when the champion is a week old (or none exists), from weekly feature snapshots
+    whose label window closes before the cut-off; a new model replaces the champion only if it
+    is not worse on the same held-out slice (AUC for churn, Spearman for value).
+    """
+    with warehouse.get_connection() as con:
+        as_of = _cutoff(context, config, data_end(con))
+        champs = ensure_champions(
+            con,
+            storage.models_dir,
+            as_of,
+            config.train_config(),
+            retrain_every_days=config.retrain_every_days,
+            floors=config.floors(),
+        )
+    trained = champs.trained
+    meta: dict[str, dg.MetadataValue | str | int | float | bool] = {
+        "cutoff": as_of.isoformat(),
+        "churn_model_version": champs.churn.version,
+        "value_model_version": champs.value.version,
+        "trained_this_run": trained is not None,
+    }
+    if trained is not None:
+        m = trained.metadata
+        meta.update(
+            {
+                "trained_version": trained.version,
+                "promoted": json.dumps(m["promoted"]),
+                "training_rows": m["rows"]["train"],
+                "evaluation_rows": m["rows"]["evaluation"],
+                "churn_auc": m["metrics"]["lightgbm"]["auc"],
+                "value_spearman": m["metrics"]["lightgbm"]["spearman"],
+                "verdict": m["verdict"],
+                "promotion": dg.MetadataValue.json(m["promotion"]),
+            }
+        )
+    context.log.info(
+        "champions for %s: churn %s, value %s", as_of, champs.churn.version, champs.value.version
+    )
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(group_name="ml", kinds={"lightgbm"}, deps=[models])
+def model_evaluation(storage: DataStorage) -> dg.MaterializeResult:
+    """Evaluation report of the newest trained models on a later, untouched time slice.
+
+    Side by side with the RFM heuristic and BG/NBD + Gamma-Gamma: churn AUC, PR-AUC, Brier,
+    calibration curve, cumulative gain; value Spearman, MAE, RMSE, total predicted vs actual
+    revenue, decile lift; and the churn model's global feature importance. A red verdict means
+    LightGBM did not beat both baselines on this slice.
+    """
+    import pandas as pd
+
+    from ml.evaluation import MODEL_LABELS, plot_report
+
+    entries = list_entries(storage.models_dir)
+    if not entries:
+        raise dg.Failure("the model registry is empty: materialize `models` first")
+    entry = entries[-1]
+    m = entry.metadata
+    predictions = pd.read_parquet(entry.path / "evaluation.parquet")
+    importance = pd.read_json(entry.path / "importance.json", typ="series")
+    figures = plot_report(predictions, importance)
+    table = pd.DataFrame(m["metrics"]).T.rename(index=MODEL_LABELS)
+    shown = [
+        "auc",
+        "pr_auc",
+        "brier",
+        "calibration_error",
+        "top_decile_lift",
+        "spearman",
+        "mae",
+        "rmse",
+        "total_predicted",
+        "total_actual",
+        "total_error_pct",
+    ]
+    table = table[shown].reset_index(names="model")
+    status = "PASSED" if m["beats_baselines"] else "FAILED"
+    colour = "green" if m["beats_baselines"] else "red"
+    verdict = f'<span style="color:{colour}"><b>{status}</b></span>: {m["verdict"]}'
+    import matplotlib.pyplot as plt
+
+    plots = {name: png_markdown(fig, name) for name, fig in figures.items()}
+    for fig in figures.values():
+        plt.close(fig)
+    window = m["training_window"]
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": entry.version,
+            "verdict": dg.MetadataValue.md(f"## {status}\n\n{verdict}"),
+            "beats_baselines": bool(m["beats_baselines"]),
+            "evaluation_slice": ", ".join(window["evaluation"]),
+            "training_window": f"{window['train'][0]} .. {window['train'][-1]} (validation {', '.join(window['validation'])})",
+            "horizon_days": m["horizon_days"],
+            "metrics": dg.MetadataValue.md(markdown_table(table, max_rows=10)),
+            "calibration_curve": dg.MetadataValue.md(plots["calibration"]),
+            "churn_gain": dg.MetadataValue.md(plots["churn_gain"]),
+            "value_decile_lift": dg.MetadataValue.md(plots["value_lift"]),
+            "feature_importance": dg.MetadataValue.md(plots.get("feature_importance", "_none_")),
+            "dagster/row_count": len(predictions),
+        }
+    )
+
+
+@dg.asset(
+    group_name="ml",
+    kinds={"duckdb"},
+    partitions_def=daily_partitions,
+    pool=WAREHOUSE_POOL,
+    deps=[dg.AssetKey("customer_features"), models],
+)
+def customer_scores(
+    context: dg.AssetExecutionContext,
+    config: ModelConfig,
+    warehouse: DuckDBResource,
+    storage: DataStorage,
+) -> dg.MaterializeResult:
+    """Daily churn probability, 90-day predicted value, 12-month CLV and top churn drivers
+    per customer (ml.customer_scores), from the newest promoted models trained before the date.
+
+    If the registry has no promoted model with a cut-off on or before the date (a fresh
+    install), one is trained from the snapshots before the date first, so the very first daily
+    run works from an empty registry.
+    """
+    as_of = date.fromisoformat(context.partition_key)
+    with warehouse.get_connection() as con:
+        champs = ensure_champions(
+            con, storage.models_dir, as_of, config.train_config(), floors=config.floors()
+        )
+        scores = score_date(con, champs, as_of)
+        n = write_scores(con, scores, as_of)
+    preview = scores.sort_values("churn_probability", ascending=False).head(10)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": n,
+            "churn_model_version": champs.churn.version,
+            "value_model_version": champs.value.version,
+            "trained_this_run": champs.trained is not None,
+            "mean_churn_probability": float(scores["churn_probability"].mean()) if n else 0.0,
+            "total_predicted_value_90d": float(scores["predicted_value_90d"].sum()) if n else 0.0,
+            "highest_risk": dg.MetadataValue.md(markdown_table(preview)),
+        }
+    )
