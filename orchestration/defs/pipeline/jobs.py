@@ -12,9 +12,10 @@ _settings = load_settings()
 
 #: Everything: landing -> warehouse -> checks -> scores -> segments -> matrix -> activations.
 #: Unpartitioned assets (landing, history-wide marts) are refreshed in the same run first.
+#: Assets tagged `tessera/manual` (the send approval) are a person's decision, never the job's.
 daily_pipeline = dg.define_asset_job(
     "daily_pipeline",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.tag("tessera/manual", "true"),
     partitions_def=daily_partitions,
     description="The whole daily run for campaign date D (data strictly before D 00:00).",
 )
