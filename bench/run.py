@@ -309,6 +309,8 @@ def run_pipeline(
     with local_sink(run_dir) as sink_url:
         if sink_url:
             env["TESSERA_SINK_URL"] = sink_url
+            # As in `tessera run`: unattended, the day's messages go to the local sink unapproved.
+            env["TESSERA_AUTO_SEND"] = "true"
         log.info("running daily_pipeline for %s in %s", as_of, run_dir)
         run, out = _child(
             ["pipeline", "--date", as_of.isoformat()], cache, "pipeline", env, profile
