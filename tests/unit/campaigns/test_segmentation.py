@@ -1,0 +1,99 @@
+"""Micro-segmentation: total bucketing, target groups over features, scores and buckets."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from campaigns.catalog import load_catalog
+from campaigns.segmentation import segment_customers
+
+DEMO = load_catalog(Path(__file__).resolve().parents[3] / "campaigns" / "catalog.yml")
+D = dt.date(2025, 3, 3)
+
+
+def customers(n: int, seed: int = 0, null_share: float = 0.2) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+
+    def maybe_null(values):
+        values = pd.Series(values, dtype="Float64")
+        values[rng.random(n) < null_share] = pd.NA
+        return values
+
+    return pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "tenure_days": rng.integers(0, 900, n),
+            "events_30d": rng.integers(0, 40, n),
+            "revenue_365d": maybe_null(rng.gamma(1.0, 300, n)),
+            "revenue_total": rng.gamma(1.0, 600, n),
+            "orders_365d": rng.integers(0, 8, n),
+            "orders_total": rng.integers(0, 12, n),
+            "top_category": rng.choice(["ski", "handbags", "toys", None], n),
+            "top_viewed_category_30d": rng.choice(["ski", "handbags", None], n),
+            "opens_90d": maybe_null(rng.integers(0, 6, n)),
+            "clv_12m": maybe_null(rng.gamma(1.0, 200, n)),
+            "churn_probability": maybe_null(rng.random(n)),
+            "items_ski": rng.integers(0, 4, n),
+            "items_outdoor": rng.integers(0, 2, n),
+            "has_ever_responded": rng.random(n) < 0.5,
+            "days_since_last_order": maybe_null(rng.integers(0, 200, n)),
+            "mean_interpurchase_days": maybe_null(rng.integers(5, 60, n)),
+            "is_cart_abandoned_24h": rng.random(n) < 0.1,
+            "is_spam_reported": rng.random(n) < 0.02,
+            "is_email_opt_in": rng.random(n) < 0.7,
+            "is_email_valid": rng.random(n) < 0.95,
+            "is_sms_opt_in": rng.random(n) < 0.3,
+            "is_phone_valid": True,
+            "email_domain": "shop.example",
+            "days_since_last_app_open": maybe_null(rng.integers(0, 30, n)),
+        }
+    )
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 300), seed=st.integers(0, 10_000), null_share=st.sampled_from([0, 0.5, 1]))
+def test_every_customer_is_in_exactly_one_micro_segment(n, seed, null_share):
+    frame = customers(n, seed, null_share)
+    result = segment_customers(frame, DEMO, D)
+    m = result.membership
+    assert len(m) == n and m["micro_segment_id"].notna().all()
+    assert set(m["customer_id"]) == set(frame["customer_id"])
+    assert result.micro_segments["customer_count"].sum() == n
+    for dim in DEMO.dimensions:
+        assert set(m[dim.id]) <= set(dim.bucket_labels())
+
+
+def test_target_groups_follow_their_filters():
+    frame = customers(2000, seed=3)
+    m = segment_customers(frame, DEMO, D).membership.set_index("customer_id")
+    f = frame.set_index("customer_id")
+    m = m.reindex(f.index)
+    in_group = m["target_groups"].map(lambda groups: "ski_churners" in groups)
+    expected = (f["churn_probability"].fillna(0) >= 0.5) & (f["items_ski"] >= 2)
+    assert (in_group == expected).all()
+    top = m["target_groups"].map(lambda groups: "lapsed_top_spenders" in groups)
+    assert 0 < top.sum() <= 0.1 * len(f) + 1
+    assert (f.loc[top[top].index, "days_since_last_order"] > 60).all()
+
+
+def test_reachability_needs_consent_validity_and_no_complaint():
+    frame = customers(500, seed=4)
+    m = segment_customers(frame, DEMO, D).membership.set_index("customer_id")
+    f = frame.set_index("customer_id")
+    m = m.reindex(f.index)
+    expected = f["is_email_opt_in"] & f["is_email_valid"] & ~f["is_spam_reported"]
+    assert (m["is_email_reachable"] == expected).all()
+    assert (m["is_sms_reachable"] == f["is_sms_opt_in"]).all()
+
+
+def test_missing_score_columns_segment_into_unscored_buckets():
+    frame = customers(50).drop(columns=["clv_12m", "churn_probability"])
+    result = segment_customers(frame, DEMO, D)
+    assert set(result.membership["churn_risk"]) == {"churn_unscored"}
+    assert "churn_probability" in result.missing_attributes
