@@ -2,7 +2,8 @@
 
 Layout: ``<models_dir>/<version>/`` holds ``churn.pkl``, ``value.pkl``, ``evaluation.parquet``
 (held-out predictions of LightGBM and the baselines) and ``metadata.json``. The version is
-``<cut-off YYYYMMDD>-<data fingerprint[:10]>``, so retraining on the same data reproduces it.
+``<cut-off YYYYMMDD>-<hash of data fingerprint and hyperparameters>``, so retraining on the
+same data with the same settings reproduces it.
 """
 
 from __future__ import annotations
@@ -125,7 +126,10 @@ def register(
     """Save a training run and decide, per kind, whether it becomes the champion."""
     floors = {**DEFAULT_FLOORS, **(floors or {})}
     models_dir = Path(models_dir)
-    version = f"{result.plan.cutoff:%Y%m%d}-{fingerprint[:10]}"
+    # Same data and same hyperparameters give the same version; either changing gives a new one.
+    config_json = json.dumps(result.config.as_dict(), sort_keys=True)
+    run_hash = hashlib.sha256((fingerprint + config_json).encode()).hexdigest()
+    version = f"{result.plan.cutoff:%Y%m%d}-{run_hash[:10]}"
     promotion: dict[str, dict] = {}
     for kind in KINDS:
         current = champion(models_dir, kind, result.plan.cutoff)

@@ -56,7 +56,8 @@ def score_customers(
     churn = churn_model.predict(churn_frame)
     value_frame = value_model.buy_model.spec.prepare(features)
     # The value model's own P(buy) keeps it self-consistent when the two versions differ.
-    value = value_model.predict(value_frame)
+    value_churn = value_model.predict_churn(value_frame)
+    value = value_model.predict(value_frame, value_churn)
     drivers = top_drivers_json(churn_model.contributions(churn_frame), top_k)
     return pd.DataFrame(
         {
@@ -64,9 +65,7 @@ def score_customers(
             "customer_id": features["customer_id"].astype(str).to_numpy(),
             "churn_probability": churn,
             "predicted_value_90d": value,
-            "clv_12m": clv_12m(
-                value, value_model.predict_churn(value_frame), value_model.horizon_days
-            ),
+            "clv_12m": clv_12m(value, value_churn, value_model.horizon_days),
             "churn_model_version": churn_version,
             "value_model_version": value_version,
             "top_drivers": drivers,

@@ -229,6 +229,9 @@ class ValueModel:
     def expected_spend(self, frame: pd.DataFrame) -> np.ndarray:
         return self.scale * self.spend_booster.predict(self.buy_model.spec.matrix(frame))
 
+    def predict_churn(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.buy_model.predict(frame)
+
     def predict(
         self, frame: pd.DataFrame, churn_probability: np.ndarray | None = None
     ) -> np.ndarray:
