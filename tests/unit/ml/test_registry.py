@@ -1,0 +1,58 @@
+"""Champion/challenger: a worse model is never promoted, an equal or better one is."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ml.registry import (
+    champion,
+    data_fingerprint,
+    list_entries,
+    load_model,
+    register,
+    should_promote,
+)
+from ml.training import train_models
+
+
+def test_promotion_rule():
+    assert should_promote(0.80, None, 0.6) == (True, "no champion yet")
+    assert should_promote(0.80, 0.80, 0.6)[0] is True
+    assert should_promote(0.81, 0.80, 0.6)[0] is True
+    assert should_promote(0.79, 0.80, 0.6)[0] is False
+    assert should_promote(0.55, None, 0.6)[0] is False
+    assert should_promote(float("nan"), None, 0.6)[0] is False
+
+
+def test_worse_challenger_is_not_promoted_and_equal_one_is(tmp_path, training, small_config):
+    training_set, plan, good = training
+    fingerprint = data_fingerprint(training_set)
+    first = register(tmp_path, good, fingerprint)
+    assert first.metadata["promoted"] == {"churn": True, "value": True}
+    meta = first.metadata
+    assert meta["data_fingerprint"] == fingerprint
+    assert meta["training_window"]["evaluation"] == [d.isoformat() for d in plan.evaluation]
+    assert "lightgbm" in meta["library_versions"] and meta["features"]
+
+    weak_config = replace(small_config, num_boost_round=1, num_leaves=2, bgnbd_features=False)
+    weak = train_models(training_set, plan, weak_config)
+    second = register(tmp_path, weak, fingerprint)
+    assert second.version != first.version
+    assert second.metadata["promoted"]["churn"] is False
+    assert "champion" in second.metadata["promotion"]["churn"]["reason"]
+    assert champion(tmp_path, "churn", plan.cutoff).version == first.version
+
+    # Same model again under other settings that do not change it: equal is promoted.
+    same = train_models(training_set, plan, replace(small_config, max_train_rows=10**7))
+    third = register(tmp_path, same, fingerprint)
+    assert third.metadata["promoted"] == {"churn": True, "value": True}
+    assert champion(tmp_path, "churn", plan.cutoff).version == third.version
+    assert len(list_entries(tmp_path)) == 3
+    assert load_model(third, "churn").predict(training_set.head(5)).shape == (5,)
+
+
+def test_champion_must_be_trained_before_the_date(tmp_path, training):
+    training_set, plan, good = training
+    register(tmp_path, good, data_fingerprint(training_set))
+    assert champion(tmp_path, "churn", plan.cutoff) is not None
+    assert champion(tmp_path, "churn", plan.evaluation[0]) is None

@@ -1,0 +1,118 @@
+"""`tessera predict` on files: clear errors for bad input, scores for good input."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from ml.errors import NotEnoughHistoryError, TransactionsFileError
+from ml.training import TrainConfig
+from ml.transactions import predict_file
+
+FAST = TrainConfig(num_boost_round=30, train_dates=4, valid_dates=1, min_data_in_leaf=20)
+
+
+def _write(tmp_path, frame: pd.DataFrame, name: str = "tx.csv"):
+    path = tmp_path / name
+    frame.to_csv(path, index=False) if name.endswith(".csv") else frame.to_parquet(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def shop_csv(tmp_path_factory, transactions):
+    """The simulated log as a plain CSV with someone else's column names."""
+    path = tmp_path_factory.mktemp("tx") / "export.csv"
+    transactions.rename(
+        columns={"customer_id": "Client", "ordered_at": "Date", "amount": "Total"}
+    ).to_csv(path, index=False)
+    return path
+
+
+def test_plain_csv_with_other_column_names_is_scored(shop_csv, transactions):
+    result = predict_file(
+        shop_csv,
+        date(2023, 10, 2),
+        60,
+        customer_col="Client",
+        date_col="Date",
+        amount_col="Total",
+        evaluate_until=date(2023, 12, 1),
+        config=FAST,
+    )
+    seen = transactions.loc[transactions["ordered_at"] < "2023-10-02", "customer_id"].nunique()
+    assert len(result.scores) == seen
+    assert list(result.scores.columns) == ["customer_id", "churn_probability", "predicted_value"]
+    assert result.scores["churn_probability"].between(0, 1).all()
+    assert {"auc", "spearman", "total_error_pct"} <= set(result.evaluation.columns)
+    # One-order customers are scored like everyone else (no error, no NaN).
+    assert result.scores.notna().all().all()
+
+
+def test_empty_file_is_refused(tmp_path):
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,ordered_at,amount\n")
+    with pytest.raises(TransactionsFileError, match="no transactions"):
+        predict_file(path, date(2024, 1, 1), 90, config=FAST)
+
+
+def test_missing_column_names_what_the_file_has(tmp_path):
+    path = _write(
+        tmp_path, pd.DataFrame({"customer": ["a"], "ordered_at": ["2024-01-01"], "amount": [1]})
+    )
+    with pytest.raises(
+        TransactionsFileError,
+        match=r"missing column\(s\) customer_id.*the file has customer, ordered_at, amount",
+    ):
+        predict_file(path, date(2024, 1, 1), 90, config=FAST)
+
+
+def test_unparseable_date_names_the_row(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "ordered_at": ["2024-01-01", "2024-01-02", "yesterday"],
+            "amount": [1, 2, 3],
+        }
+    )
+    with pytest.raises(
+        TransactionsFileError, match=r"row 3, column 'ordered_at': unparseable .*'yesterday'"
+    ):
+        predict_file(_write(tmp_path, frame), date(2024, 1, 2), 90, config=FAST)
+
+
+def test_unparseable_amount_names_the_row(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "ordered_at": ["2024-01-01", "2024-01-02"],
+            "amount": ["1.5", "12,50 EUR"],
+        }
+    )
+    with pytest.raises(TransactionsFileError, match=r"row 2, column 'amount'"):
+        predict_file(_write(tmp_path, frame), date(2024, 1, 2), 90, config=FAST)
+
+
+def test_negative_amounts_are_refused_unless_netted(tmp_path, transactions):
+    frame = transactions.copy()
+    frame.loc[10, "amount"] = -5.0
+    path = _write(tmp_path, frame, "tx.parquet")
+    with pytest.raises(TransactionsFileError, match=r"row 11, column 'amount': negative amount"):
+        predict_file(path, date(2023, 10, 2), 60, config=FAST)
+    result = predict_file(path, date(2023, 10, 2), 60, negative_amounts="net", config=FAST)
+    assert len(result.scores) > 0
+
+
+def test_as_of_outside_the_data_is_refused(tmp_path, transactions):
+    path = _write(tmp_path, transactions, "tx.parquet")
+    with pytest.raises(TransactionsFileError, match="outside the data range"):
+        predict_file(path, date(2030, 1, 1), 60, config=FAST)
+    with pytest.raises(TransactionsFileError, match="outside the data range"):
+        predict_file(path, date(2021, 1, 1), 60, config=FAST)
+
+
+def test_too_short_history_for_the_horizon_is_refused(tmp_path, transactions):
+    path = _write(tmp_path, transactions, "tx.parquet")
+    with pytest.raises(NotEnoughHistoryError, match="not enough history for a 365-day horizon"):
+        predict_file(path, date(2022, 12, 1), 365, config=FAST)
