@@ -218,6 +218,8 @@ def stage_windows(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def _stage_of_step(step_key: str, assets: dict[str, Any]) -> str:
     """A step that materialized nothing (failed, skipped): name it from the asset it is named for."""
     base = step_key.split("[")[0]
+    if "check" in base or "contract" in base or "gate" in base:
+        return "quality checks"
     if base in assets:
         return report.stage_of(base, assets[base]["group"])
     for name, info in assets.items():
