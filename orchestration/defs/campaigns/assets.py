@@ -1,6 +1,5 @@
 """The daily campaign matrix in Dagster: assignments, exclusions, matrix grid and forward plan."""
 
-
 import datetime as dt
 
 import dagster as dg
@@ -8,7 +7,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from campaigns import invariants, report
-from campaigns.engine import assign_campaigns
+from campaigns.engine import REASONS, assign_campaigns
 from campaigns.errors import MatrixInputError
 from campaigns.plan import plan_vs_actual, project_plan
 from orchestration.defs.campaigns.io import read, replace_dates
@@ -270,8 +269,9 @@ def campaign_matrix(
         )
     # segment sizes of D order the grid rows, whatever the older dates held
     grid = report.matrix_grid(recent, catalog)
-    reasons = report.exclusions_by_reason(
-        exclusions.loc[exclusions.index.repeat(exclusions["n"])] if len(exclusions) else exclusions
+    counts = dict(zip(exclusions["reason"], exclusions["n"], strict=True))
+    reasons = pd.DataFrame(
+        {"reason": list(REASONS), "pairs": [int(counts.get(r, 0)) for r in REASONS]}
     )
     fig = report.assignments_chart(series, catalog, f"Campaign matrix up to {day}")
     control = int(matrix["control_count"].sum())
