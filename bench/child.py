@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         if profiler is not None:
             profiler.stop()
             Path(args.profile).write_text(profiler.output_html())
+            text = profiler.output_text(unicode=False, color=False, show_all=False)
+            Path(args.profile).with_suffix(".txt").write_text(text)
     Path(args.result).write_text(json.dumps(out, default=str))
     return 0
 
