@@ -1,5 +1,6 @@
 """The dbt project as assets: staging, quarantine, intermediate and marts, grouped by folder."""
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -49,9 +50,39 @@ translator = TesseraDbtTranslator()
     pool=WAREHOUSE_POOL,
     name="warehouse_models",
 )
-def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def warehouse_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBResource
+):
     """Build and test every model that holds the whole history (views and tables)."""
-    yield from dbt.cli(["build"], context=context).stream().fetch_row_counts()
+    # dbt holds the DuckDB write lock until it exits, and dagster-dbt's own row counting would
+    # open a second, differently configured connection in this process: count afterwards.
+    events = list(dbt.cli(["build"], context=context).stream())
+    with warehouse.get_connection() as con:
+        for event in events:
+            if isinstance(event, dg.Output):
+                rows = _relation_rows(con, event.metadata.get("unique_id"))
+                if rows is not None:
+                    event = event.with_metadata({**event.metadata, "dagster/row_count": rows})
+            yield event
+
+
+def _relation_rows(con, unique_id: dg.MetadataValue | str | None) -> int | None:
+    """Rows of a model's relation, from the manifest's schema and alias (None if unknown)."""
+    uid = getattr(unique_id, "value", unique_id)
+    node = dbt_project_nodes().get(uid or "")
+    # Views would be re-computed just to be counted: only tables and incrementals get a count.
+    if not node or node.get("config", {}).get("materialized") in ("ephemeral", "view"):
+        return None
+    relation = f'"{node["schema"]}"."{node.get("alias") or node["name"]}"'
+    try:
+        return int(con.execute(f"select count(*) from {relation}").fetchall()[0][0])
+    except Exception:  # noqa: BLE001 - a missing relation only loses a metadata entry
+        return None
+
+
+@functools.cache
+def dbt_project_nodes() -> dict[str, dict[str, Any]]:
+    return json.loads(dbt_project.manifest_path.read_text())["nodes"]
 
 
 @dbt_assets(
