@@ -55,10 +55,9 @@ def test_dagster_definitions_validate_is_clean() -> None:
 def test_schedule_requests_todays_partition_once_per_date() -> None:
     import datetime as dt
 
-    defs = load_defs()
-    schedule = defs.resolve_schedule_def("daily_pipeline_schedule")
+    from orchestration.defs.pipeline.jobs import daily_pipeline_schedule
+
     when = dt.datetime(2026, 3, 2, 6, 0, tzinfo=dt.UTC)
-    context = dg.build_schedule_context(scheduled_execution_time=when)
-    request = schedule.evaluate_tick(context).run_requests[0]
+    request = daily_pipeline_schedule(dg.build_schedule_context(scheduled_execution_time=when))
     assert request.partition_key == "2026-03-02"
     assert request.run_key == "2026-03-02"
