@@ -54,7 +54,8 @@ def score_customers(
         return pd.DataFrame(columns=list(SCORE_COLUMNS))
     churn_frame = churn_model.spec.prepare(features)
     churn = churn_model.predict(churn_frame)
-    value_frame = value_model.buy_model.spec.prepare(features)
+    # Both models derive the same BG/NBD columns: fit them once.
+    value_frame = value_model.buy_model.spec.prepare(churn_frame)
     # The value model's own P(buy) keeps it self-consistent when the two versions differ.
     value_churn = value_model.predict_churn(value_frame)
     value = value_model.predict(value_frame, value_churn)

@@ -28,9 +28,9 @@ class TrainConfig:
     train_dates: int = 8
     valid_dates: int = 2
     eval_dates: int = 1
-    num_boost_round: int = 400
-    learning_rate: float = 0.05
-    num_leaves: int = 31
+    num_boost_round: int = 300
+    learning_rate: float = 0.1
+    num_leaves: int = 15
     min_data_in_leaf: int = 50
     feature_fraction: float = 0.9
     lambda_l2: float = 1.0

@@ -20,9 +20,9 @@ class ModelConfig(dg.Config):
     horizon_days: int = 90
     train_dates: int = 8
     valid_dates: int = 2
-    num_boost_round: int = 400
-    learning_rate: float = 0.05
-    num_leaves: int = 31
+    num_boost_round: int = 300
+    learning_rate: float = 0.1
+    num_leaves: int = 15
     min_data_in_leaf: int = 50
     early_stopping_rounds: int = 30
     bgnbd_features: bool = True
