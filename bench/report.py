@@ -268,6 +268,14 @@ def matrix_line(matrix: Mapping[str, Any] | None) -> str:
     )
 
 
+def slowest_steps(steps: Sequence[Mapping[str, Any]], n: int = 5) -> list[tuple[str, float]]:
+    """The `n` longest steps of the daily job (finished ones), longest first."""
+    timed = [
+        (s["step_key"], s["end"] - s["start"]) for s in steps if s.get("end") and s.get("start")
+    ]
+    return sorted(timed, key=lambda kv: -kv[1])[:n]
+
+
 def markdown_report(results: Mapping[str, Any]) -> str:
     """The Markdown summary written next to the JSON: one table per size and the matrix line."""
     m = results["machine"]
@@ -285,6 +293,9 @@ def markdown_report(results: Mapping[str, Any]) -> str:
             markdown_table(TABLE_HEADER, table_rows(size)),
             "",
         ]
+        slow = slowest_steps(size.get("steps", []))
+        if slow:
+            lines += ["Slowest steps: " + ", ".join(f"`{k}` {fmt_seconds(t)}" for k, t in slow), ""]
         notes = [f"- {s['stage']}: {s['note']}" for s in size["stages"] if s.get("note")]
         if notes:
             lines += notes + [""]

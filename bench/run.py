@@ -354,8 +354,9 @@ def run_pipeline(
                     floor = _send_floor(con, cache, as_of.isoformat(), repeats)
                 else:
                     try:
+                        # The cached shop, not run/landing: the sink lands provider events there.
                         floor = _floor_for(
-                            name, entry, out, con, run_dir / "landing", as_of.isoformat(), repeats
+                            name, entry, out, con, landing, as_of.isoformat(), repeats
                         )
                     except duckdb.Error as exc:
                         log.warning("floor of %s failed: %s", name, exc)

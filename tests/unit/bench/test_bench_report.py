@@ -235,3 +235,13 @@ def test_bytes_and_counts_format():
     assert report.fmt_count(2_500_000) == "2.50M"
     assert report.fmt_count(932_000) == "932k"
     assert report.fmt_count(None) == "-"
+
+
+def test_slowest_steps_are_listed_longest_first_and_unfinished_ones_skipped():
+    steps = [
+        {"step_key": "a", "start": 0.0, "end": 1.0},
+        {"step_key": "b", "start": 1.0, "end": 9.0},
+        {"step_key": "c", "start": 9.0, "end": None},
+        {"step_key": "d", "start": 9.0, "end": 12.0},
+    ]
+    assert report.slowest_steps(steps, n=2) == [("b", 8.0), ("d", 3.0)]
