@@ -177,17 +177,58 @@ def simulate_events(msg: dict, seed: int, rates: EventRates = EventRates()) -> l
 class EventEmitter:
     """Background thread: turns received messages into signed event-webhook posts."""
 
-    def __init__(self, events_url: str | None, private_key, seed: int, batch: int = 5000) -> None:
+    def __init__(
+        self,
+        events_url: str | None,
+        private_key,
+        seed: int,
+        batch: int = 5000,
+        pending_path: Path | None = None,
+        clock=time.time,
+    ) -> None:
         self.events_url = events_url
         self.key = private_key
         self.seed = seed
         self.batch = batch
+        self.clock = clock
+        # Events the simulation dates after "now" (an open tomorrow of today's send) are held
+        # back like a real provider would, kept on disk, and posted once their time has come.
+        self.pending_path = pending_path
+        self._pending: list[dict] = self._load_pending()
         self.q: queue.Queue[dict | None] = queue.Queue()
         self.posted_events = 0
         self.failed_posts = 0
         self._session = requests.Session()
         self._thread = threading.Thread(target=self._run, name="sink-events", daemon=True)
         self._thread.start()
+
+    def _load_pending(self) -> list[dict]:
+        if not self.pending_path or not self.pending_path.exists():
+            return []
+        lines = self.pending_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def _save_pending(self) -> None:
+        if not self.pending_path:
+            return
+        tmp = self.pending_path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(e) + "\n" for e in self._pending))
+        tmp.replace(self.pending_path)
+
+    @property
+    def pending_events(self) -> int:
+        return len(self._pending)
+
+    def _due(self, events: list[dict]) -> list[dict]:
+        """The events that have happened by now; the rest join the pending list."""
+        now = self.clock()
+        candidates = self._pending + events
+        due = [e for e in candidates if e["timestamp"] <= now]
+        later = [e for e in candidates if e["timestamp"] > now]
+        if len(later) != len(self._pending) or events:
+            self._pending = later
+            self._save_pending()
+        return due
 
     def submit(self, messages: list[dict]) -> None:
         if self.events_url:
@@ -196,7 +237,14 @@ class EventEmitter:
 
     def _run(self) -> None:
         while True:
-            first = self.q.get()
+            try:
+                first = self.q.get(timeout=1.0)
+            except queue.Empty:
+                if self._pending and self.events_url:
+                    due = self._due([])
+                    if due:
+                        self._post(due)
+                continue
             if first is None:
                 self.q.task_done()
                 return
@@ -212,7 +260,7 @@ class EventEmitter:
             except queue.Empty:
                 pass
             try:
-                events = [e for m in items for e in simulate_events(m, self.seed)]
+                events = self._due([e for m in items for e in simulate_events(m, self.seed)])
                 if events:
                     self._post(events)
             finally:
@@ -777,7 +825,7 @@ def running_sink(
     ) as own_url:
         target = events_url or own_url
         state = SinkState(folder)
-        emitter = EventEmitter(target, key, seed)
+        emitter = EventEmitter(target, key, seed, pending_path=folder / "pending_events.jsonl")
         server = SinkServer(port, state, emitter, api_key, webhook_secret, faults or FaultPlan())
         thread = threading.Thread(target=server.serve_forever, name="tessera-sink", daemon=True)
         thread.start()

@@ -85,27 +85,26 @@ def local_sink(settings: Settings) -> Iterator[str | None]:
 def catch_up_selection(defs, job_name: str) -> list:
     """Assets to rebuild for the 2nd..Nth date of a catch-up.
 
-    The first date refreshes everything. Later dates need the per-date assets plus the
-    campaign-response loop (yesterday's provider events feed today's features and suppressions);
-    history-wide training snapshots and models keep their own weekly cadence.
+    The first date refreshes everything. Later dates need the per-date assets, the
+    campaign-response loop (yesterday's provider events feed today's features and suppressions),
+    and the model and activation assets that keep their own cadence inside (weekly retrain,
+    provider events). History-wide tables of the shop's own data and the training snapshots were
+    built by the first date and are not rebuilt.
     """
     import dagster as dg
 
     graph = defs.resolve_asset_graph()
-    partitioned = {k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def}
-    feedback = (
-        dg.AssetSelection.keys("raw_campaign_responses").downstream()
-        & dg.AssetSelection.keys(*partitioned).upstream()
-    ).resolve(graph)
-    feedback = {
+    feedback = dg.AssetSelection.keys("raw_campaign_responses").downstream().resolve(graph)
+    keep = {
         k
-        for k in feedback
-        if k not in partitioned
-        and graph.get(k).group_name not in ("ml",)
-        and k.to_user_string() != "customer_feature_snapshots"
+        for k in graph.get_all_asset_keys()
+        if graph.get(k).partitions_def
+        or k in feedback
+        or graph.get(k).group_name in ("ml", "activations")
     }
+    keep.discard(dg.AssetKey("customer_feature_snapshots"))
     job_keys = set(defs.resolve_job_def(job_name).asset_layer.selected_asset_keys)
-    return sorted((partitioned | feedback) & job_keys)
+    return sorted(keep & job_keys)
 
 
 def warehouse_summary(warehouse: Path) -> list[tuple[str, str, int]]:
