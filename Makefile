@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 MANIFEST := dbt_project/target/manifest.json
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
-export DAGSTER_HOME ?= $(abspath data/dagster_home)
+export DAGSTER_HOME ?= $(abspath $(or $(TESSERA_DATA_DIR),data))/dagster_home
 export PYTHONUNBUFFERED := 1
 
 .PHONY: setup run dev test lint format bench clean
@@ -32,9 +32,11 @@ $(MANIFEST): $(VENV)/.synced $(shell find dbt_project -name '*.sql' -o -name '*.
 run: setup
 	$(BIN)/tessera run --days $(or $(DAYS),14)
 
+# The UI, the daemon (schedules, sensors) and the local provider sink on 127.0.0.1:8725, which
+# scheduled sends reach unless real provider credentials and TESSERA_LIVE_SENDS=true are set.
 dev: setup
-	mkdir -p $(DAGSTER_HOME)
-	test -f $(DAGSTER_HOME)/dagster.yaml || $(BIN)/python -c "from orchestration.run_cli import ensure_dagster_home; from orchestration.settings import load_settings; ensure_dagster_home(load_settings())"
+	$(BIN)/python -c "from orchestration.run_cli import ensure_dagster_home; from orchestration.settings import load_settings; ensure_dagster_home(load_settings())"
+	$(BIN)/tessera sink --port 8725 & sink=$$!; trap 'kill $$sink 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 # pytest exits 5 when it collects no test: that is a failure of the suite, not a pass.
