@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -123,13 +125,18 @@ def run_child(
     with log_path.open("wb") as out:
         started_at = time.time()
         t0 = time.perf_counter()
-        proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        # Its own process group, so an interrupted benchmark also stops dbt's subprocess.
+        proc = subprocess.Popen(
+            args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             with TreeSampler(proc.pid, interval=interval) as sampler:
                 _, status, usage = os.wait4(proc.pid, 0)
         except BaseException:
-            proc.kill()
-            proc.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(proc.pid, 0)
             raise
         seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
