@@ -5,7 +5,6 @@ import hashlib
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
@@ -20,39 +19,11 @@ from orchestration.defs.activations.resources import ActivationSettings
 from orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from orchestration.defs.resources import DataStorage
 from orchestration.metadata import markdown_table, png_markdown
+from orchestration.warehouse_io import read, replace_dates
 
 GROUP = "activations"
 #: A file that pauses sending between batches (a kill switch that works mid-run).
 PAUSE_FILE = "SENDS_PAUSED"
-
-
-def _table(
-    con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None
-) -> pd.DataFrame | None:
-    """Run a read; None when an upstream table does not exist yet (first runs, partial setups)."""
-    try:
-        return con.execute(sql, params or {}).df()
-    except (duckdb.CatalogException, duckdb.InvalidInputException):
-        # InvalidInput: DuckDB tried a Python variable of that name (a replacement scan).
-        return None
-
-
-def _replace_partition(
-    con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame, day: dt.date
-) -> None:
-    """Delete-then-insert one date in one transaction (reruns are safe, never partial)."""
-    con.register("_df", df)
-    try:
-        con.execute("begin")
-        con.execute(f"create table if not exists {table} as select * from _df limit 0")
-        con.execute(f"delete from {table} where as_of_date = $d", {"d": day})
-        con.execute(f"insert into {table} by name select * from _df")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    finally:
-        con.unregister("_df")
 
 
 def _content(catalog_path: str) -> pd.DataFrame:
@@ -91,26 +62,26 @@ def outbound_messages(
     counts per campaign and channel and the samples, then approve with `send_approval`."""
     day = dt.date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
-        assignments = _table(
+        assignments = read(
             con, "select * from campaigns.campaign_assignments where as_of_date = $d", {"d": day}
         )
         if assignments is None:
             raise ActivationError(
                 "campaigns.campaign_assignments does not exist: build the matrix first"
             )
-        customers = _table(con, "select * from marts.dim_customers")
-        features = _table(
+        customers = read(con, "select * from marts.dim_customers")
+        features = read(
             con,
             "select customer_id, top_category, top_viewed_category_30d from marts.customer_features where as_of_date = $d",
             {"d": day},
         )
         if features is None:
-            features = _table(
+            features = read(
                 con,
                 "select customer_id, top_category from marts.customer_features where as_of_date = $d",
                 {"d": day},
             )
-        scores = _table(
+        scores = read(
             con,
             "select customer_id, top_drivers from ml.customer_scores where as_of_date = $d",
             {"d": day},
@@ -119,12 +90,12 @@ def outbound_messages(
             [
                 s
                 for s in (
-                    _table(
+                    read(
                         con,
                         "select customer_id, channel, event, occurred_at from marts.fct_campaign_responses where occurred_at < $d",
                         {"d": day},
                     ),
-                    _table(
+                    read(
                         con,
                         "select customer_id, channel, event, occurred_at from activations.provider_events where occurred_at < $d",
                         {"d": day},
@@ -145,8 +116,14 @@ def outbound_messages(
             _content(activation.catalog_path),
         )
         con.execute("create schema if not exists activations")
-        _replace_partition(con, "activations.outbound_messages", messages, day)
-        _replace_partition(con, "activations.outbound_exclusions", excluded, day)
+        replace_dates(
+            con,
+            [
+                ("activations.outbound_messages", messages),
+                ("activations.outbound_exclusions", excluded),
+            ],
+            day,
+        )
     counts = summarize(messages, excluded)
     samples = messages.groupby(["campaign_id", "channel"]).head(2)[
         ["campaign_id", "channel", "customer_id", "address", "template_id", "personalization"]
@@ -203,7 +180,7 @@ def send_approval(
                 }
             ]
         )
-        _replace_partition(con, "activations.send_approvals", row, day)
+        replace_dates(con, [("activations.send_approvals", row)], day)
     return dg.MaterializeResult(
         metadata={
             "approved_by": config.approved_by,
@@ -247,7 +224,7 @@ def deliveries(
             "select * from activations.outbound_messages where as_of_date = $d", {"d": day}
         ).df()
         if not activation.auto_send:
-            approval = _table(
+            approval = read(
                 con, "select * from activations.send_approvals where as_of_date = $d", {"d": day}
             )
             if approval is None or approval.empty:
@@ -436,12 +413,12 @@ def campaign_results(
             [
                 c
                 for c in (
-                    _table(
+                    read(
                         con,
                         "select customer_id, campaign_id, occurred_at, revenue, message_id from marts.fct_campaign_responses where event = 'conversion' and occurred_at < $d",
                         {"d": day},
                     ),
-                    _table(
+                    read(
                         con,
                         "select customer_id, campaign_id, occurred_at, revenue, message_id from activations.provider_events where event = 'conversion' and occurred_at < $d",
                         {"d": day},
@@ -458,7 +435,7 @@ def campaign_results(
         ).drop_duplicates(["message_id", "occurred_at"])
         results = compute_results(day, assignments, orders, conversions.drop(columns="message_id"))
         con.execute("create schema if not exists activations")
-        _replace_partition(con, "activations.campaign_results", results, day)
+        replace_dates(con, [("activations.campaign_results", results)], day)
     view = results[
         [
             "campaign_id",

@@ -10,10 +10,10 @@ from campaigns import invariants, report
 from campaigns.engine import REASONS, assign_campaigns
 from campaigns.errors import MatrixInputError
 from campaigns.plan import plan_vs_actual, project_plan
-from orchestration.defs.campaigns.io import read, replace_dates
 from orchestration.defs.campaigns.resources import CampaignCatalog
 from orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from orchestration.metadata import markdown_table, png_markdown
+from orchestration.warehouse_io import read, replace_dates
 
 GROUP = "campaigns"
 GRID_DATES = 7

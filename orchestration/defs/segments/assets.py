@@ -1,6 +1,5 @@
 """Micro-segments and target-group membership per campaign date, from as-of-D features and scores."""
 
-
 import datetime as dt
 
 import dagster as dg
@@ -8,10 +7,10 @@ from dagster_duckdb import DuckDBResource
 
 from campaigns.invariants import customers_without_segment
 from campaigns.segmentation import segment_customers
-from orchestration.defs.campaigns.io import read, replace_dates
 from orchestration.defs.campaigns.resources import CampaignCatalog
 from orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from orchestration.metadata import markdown_table
+from orchestration.warehouse_io import read, replace_dates
 
 GROUP = "segments"
 
