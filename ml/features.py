@@ -21,13 +21,23 @@ log = logging.getLogger(__name__)
 KEY_COLUMNS = ("as_of_date", "customer_id")
 LABEL_PREFIX = "label_"
 KNOWN_CATEGORICALS = ("country", "top_category", "top_viewed_category_30d")
+#: Shop-level seasonal index of the label window (see `season_index_sql`): an offset of the
+#: models, never a feature, because trees cannot extrapolate a date-level value.
+SEASON_COLUMN = "season_index"
+#: Days back to "the same window last year": 52 weeks keeps weekdays aligned.
+SEASON_LAG_DAYS = 364
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
     """All usable feature columns of a features frame, in frame order."""
     out = []
     for column in frame.columns:
-        if column in KEY_COLUMNS or column.startswith("_") or column.startswith(LABEL_PREFIX):
+        if (
+            column in KEY_COLUMNS
+            or column == SEASON_COLUMN
+            or column.startswith("_")
+            or column.startswith(LABEL_PREFIX)
+        ):
             continue
         dtype = frame[column].dtype
         if pd.api.types.is_datetime64_any_dtype(dtype) or column.endswith("_at"):
@@ -163,3 +173,68 @@ def transaction_features(
     frame = con.execute(transaction_features_sql(orders, dates)).df()
     frame["as_of_date"] = pd.to_datetime(frame["as_of_date"]).dt.date
     return frame
+
+
+def season_index_sql(orders: str, dates: Sequence[date], horizon_days: int) -> str:
+    """SQL for each date t's seasonal index of the window [t, t+H), from orders before t only.
+
+    Over the customers who had bought before t-364 (a fixed cohort, so the shop's growth from
+    new customers does not leak in): index(t) = their revenue in [t-364, t-364+H) /
+    (their revenue in [t-364, t) x H/364), the share of last year's revenue that fell into the
+    coming window's calendar days relative to an even spread. NULL when the orders do not
+    reach back a full year before t. The cohort's own slow decay biases every date's index by
+    about the same factor, which the models' intercepts absorb.
+    """
+    if not dates:
+        raise ValueError("season_index_sql needs at least one date")
+    values = ", ".join(f"(date '{d.isoformat()}')" for d in sorted(set(dates)))
+    lag, h = SEASON_LAG_DAYS, int(horizon_days)
+    return f"""
+with dates as (select * from (values {values}) as v(as_of_date)),
+firsts as (
+    select customer_id, min(cast(ordered_at as date)) as first_day from {orders} group by 1
+),
+daily as (
+    select f.first_day, cast(o.ordered_at as date) as day, sum(o.amount) as revenue
+    from {orders} o join firsts f using (customer_id)
+    group by 1, 2
+),
+bounds as (
+    select as_of_date, as_of_date - to_days(cast({lag} as integer)) as year_start,
+           as_of_date - to_days(cast({lag - h} as integer)) as coming_end
+    from dates
+),
+windows as (
+    select b.as_of_date,
+        sum(daily.revenue) filter (where daily.day < b.coming_end) as coming,
+        sum(daily.revenue) as year_total
+    from bounds b
+    join daily
+      on daily.first_day < b.year_start
+     and daily.day >= b.year_start and daily.day < b.as_of_date
+    group by b.as_of_date
+)
+select b.as_of_date,
+    case when (select min(first_day) from firsts) < b.year_start and w.year_total > 0
+         then coalesce(w.coming, 0) / (w.year_total * {h} / {lag}.0) end as {SEASON_COLUMN}
+from bounds b left join windows w using (as_of_date)
+order by b.as_of_date
+"""
+
+
+def add_season_index(
+    con: duckdb.DuckDBPyConnection, orders: str, frame: pd.DataFrame, horizon_days: int
+) -> pd.DataFrame:
+    """`frame` with the `season_index` of its as_of_date(s) (NULL where history is short)."""
+    dates = sorted(pd.to_datetime(frame["as_of_date"]).dt.date.unique())
+    out = frame.drop(columns=[SEASON_COLUMN], errors="ignore")
+    if not dates:
+        out[SEASON_COLUMN] = np.nan
+        return out
+    index = con.execute(season_index_sql(orders, dates, horizon_days)).df()
+    mapping = dict(
+        zip(pd.to_datetime(index["as_of_date"]).dt.date, index[SEASON_COLUMN], strict=True)
+    )
+    keys = pd.to_datetime(out["as_of_date"]).dt.date
+    out[SEASON_COLUMN] = keys.map(mapping).astype("float64").to_numpy()
+    return out

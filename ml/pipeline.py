@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 
 from ml.errors import RegistryError
+from ml.features import add_season_index
 from ml.registry import ModelEntry, champion, data_fingerprint, load_model, register
 from ml.scoring import SCORE_COLUMNS, score_customers
 from ml.training import TrainConfig, TrainingResult, build_training_set, plan_slices, train_models
@@ -98,12 +99,17 @@ def ensure_champions(
 
 
 def score_date(
-    con: duckdb.DuckDBPyConnection, champions: Champions, as_of: date, features: str = FEATURES
+    con: duckdb.DuckDBPyConnection,
+    champions: Champions,
+    as_of: date,
+    features: str = FEATURES,
+    orders: str = ORDERS,
 ) -> pd.DataFrame:
     """Scores for every customer in the features of `as_of`."""
     frame = con.execute(
         f"select * from {features} where as_of_date = $d order by customer_id", {"d": as_of}
     ).df()
+    frame = add_season_index(con, orders, frame, champions.value.metadata["horizon_days"])
     return score_customers(
         frame,
         load_model(champions.churn, "churn"),

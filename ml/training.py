@@ -15,7 +15,7 @@ import pandas as pd
 from ml.baselines import BGNBDBaseline, RFMBaseline, add_bgnbd_features
 from ml.errors import NotEnoughHistoryError
 from ml.evaluation import compare_models, verdict
-from ml.features import FeatureSpec
+from ml.features import SEASON_COLUMN, FeatureSpec, add_season_index
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ class TrainConfig:
     early_stopping_rounds: int = 30
     #: Feed BG/NBD P(alive) and expected purchases to LightGBM as features.
     bgnbd_features: bool = True
+    #: Scale predictions by the shop's seasonal index of the label window (needs a year of orders).
+    seasonality: bool = True
     max_train_rows: int = 300_000
     seed: int = 42
     #: One thread: LightGBM's OpenMP threads spin badly when the cores are shared with
@@ -146,7 +148,24 @@ def build_training_set(
         training_set_sql(snapshots, orders, plan.all_dates, horizon_days, plan.cutoff)
     ).df()
     frame["as_of_date"] = pd.to_datetime(frame["as_of_date"]).dt.date
-    return frame
+    return add_season_index(con, orders, frame, horizon_days)
+
+
+def season_offset(frame: pd.DataFrame, uses_season: bool) -> np.ndarray:
+    """log of the seasonal index per row (0 when the model does not use it).
+
+    The models predict on a log scale (gamma log link for spend, log-odds for buying), so the
+    season multiplies the level of every customer alike; as an offset rather than a feature it
+    carries over to calendar windows the training dates never covered.
+    """
+    if not uses_season:
+        return np.zeros(len(frame))
+    if SEASON_COLUMN not in frame.columns or frame[SEASON_COLUMN].isna().any():
+        raise NotEnoughHistoryError(
+            f"the model uses the seasonal index, which needs a year of orders before the "
+            f"scoring date; {SEASON_COLUMN!r} is missing for some rows"
+        )
+    return np.log(np.clip(frame[SEASON_COLUMN].to_numpy(float), 1e-3, None))
 
 
 def _lgb_params(config: TrainConfig, objective: str) -> dict:
@@ -174,9 +193,11 @@ def _fit_booster(
     y: np.ndarray,
     Xv: pd.DataFrame,
     yv: np.ndarray,
+    offset: np.ndarray | None = None,
+    offset_v: np.ndarray | None = None,
 ) -> lgb.Booster:
-    train = lgb.Dataset(X, y, free_raw_data=False)
-    valid = lgb.Dataset(Xv, yv, reference=train, free_raw_data=False)
+    train = lgb.Dataset(X, y, init_score=offset, free_raw_data=False)
+    valid = lgb.Dataset(Xv, yv, init_score=offset_v, reference=train, free_raw_data=False)
     return lgb.train(
         _lgb_params(config, objective),
         train,
@@ -214,20 +235,28 @@ class ChurnModel:
 
 @dataclass
 class ValueModel:
-    """Hurdle model of H-day revenue: P(buy) x E[revenue | buy].
+    """Hurdle model of H-day revenue: P(buy) x E[revenue | buy], with a seasonal level.
 
     P(buy) is 1 - calibrated churn; E[revenue | buy] is a LightGBM gamma regression (log link,
-    positive and right-skewed) fitted on buyers only, rescaled on the validation slice so total
-    predicted revenue matches the later period's level.
+    positive and right-skewed) fitted on buyers only. The models rank and split the revenue
+    between customers; the *level* of each date's total comes from the shop's seasonal index:
+    total(t) = customers(t) x `level` x season_index(t), with `level` the revenue per customer
+    per unit of index over all labelled training and validation dates. Why: the features are
+    seasonal too (a customer's last 90 days in August are the summer lull), so a level learnt
+    on one slice carries that slice's season into the next; the index measured a year earlier
+    on the same customers does not (see docs/readme/ml.md for the measurements). Without a
+    year of history, the level is the validation slice's (`scale`).
     """
 
     buy_model: ChurnModel
     spend_booster: lgb.Booster
     horizon_days: int
     scale: float = 1.0
+    #: Revenue per customer per unit of seasonal index; set when the season index is used.
+    level: float | None = None
 
     def expected_spend(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.scale * self.spend_booster.predict(self.buy_model.spec.matrix(frame))
+        return self.spend_booster.predict(self.buy_model.spec.matrix(frame))
 
     def predict_churn(self, frame: pd.DataFrame) -> np.ndarray:
         return self.buy_model.predict(frame)
@@ -235,8 +264,20 @@ class ValueModel:
     def predict(
         self, frame: pd.DataFrame, churn_probability: np.ndarray | None = None
     ) -> np.ndarray:
+        """Predicted H-day revenue per row; the level is set per as_of_date over the rows
+        given, so score every customer of a date together (as scoring and evaluation do)."""
         churn = self.buy_model.predict(frame) if churn_probability is None else churn_probability
-        return (1.0 - churn) * self.expected_spend(frame)
+        raw = (1.0 - np.asarray(churn, float)) * self.expected_spend(frame)
+        level = getattr(self, "level", None)
+        if level is None:
+            return self.scale * raw
+        season = np.exp(season_offset(frame, True))
+        groups = pd.Series(pd.to_datetime(frame["as_of_date"]).to_numpy(), index=range(len(frame)))
+        sums = pd.Series(raw).groupby(groups.to_numpy()).transform("sum").to_numpy()
+        counts = groups.groupby(groups.to_numpy()).transform("size").to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(sums > 0, counts * level * season / sums, 0.0)
+        return raw * factor
 
 
 def clv_12m(value_h: np.ndarray, churn_probability: np.ndarray, horizon_days: int) -> np.ndarray:
@@ -303,7 +344,13 @@ def train_models(
     )
     X, Xv = spec.matrix(train), spec.matrix(valid)
     y, yv = train["label_churned"].to_numpy(float), valid["label_churned"].to_numpy(float)
-
+    uses_season = bool(
+        config.seasonality
+        and SEASON_COLUMN in training_set.columns
+        and training_set[SEASON_COLUMN].notna().all()
+    )
+    if config.seasonality and not uses_season:
+        log.warning("less than a year of orders before the first snapshot: no seasonal offset")
     booster = _fit_booster(config, "binary", X, y, Xv, yv)
     churn = ChurnModel(spec, booster)
     churn.platt = _platt(churn.raw_margin(valid), yv)
@@ -322,9 +369,15 @@ def train_models(
         valid.loc[buyers_v, "label_value"].to_numpy(float),
     )
     value = ValueModel(churn, spend, config.horizon_days)
-    predicted_valid = value.predict(valid)
-    if predicted_valid.sum() > 0:
-        value.scale = float(valid["label_value"].sum() / predicted_valid.sum())
+    if uses_season:
+        labelled = pd.concat([train, valid])
+        value.level = float(
+            labelled["label_value"].sum() / labelled[SEASON_COLUMN].astype(float).sum()
+        )
+    else:
+        predicted_valid = value.predict(valid)
+        if predicted_valid.sum() > 0:
+            value.scale = float(valid["label_value"].sum() / predicted_valid.sum())
 
     predictions = predict_with_baselines(churn, value, train, held_out, config.horizon_days)
     table = compare_models(predictions)

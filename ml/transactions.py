@@ -12,7 +12,7 @@ import pandas as pd
 
 from ml.errors import NotEnoughHistoryError, TransactionsFileError
 from ml.evaluation import compare_models, verdict
-from ml.features import transaction_features
+from ml.features import add_season_index, transaction_features
 from ml.training import (
     TrainConfig,
     TrainingResult,
@@ -194,9 +194,13 @@ def predict_file(
     con.register("tx_features", features)
     training_set = build_training_set(con, "tx_features", "transactions", plan, horizon_days)
     result = train_models(training_set, plan, config)
-    current = result.churn.spec.prepare(
-        features[features["as_of_date"] == as_of].reset_index(drop=True)
+    current = add_season_index(
+        con,
+        "transactions",
+        features[features["as_of_date"] == as_of].reset_index(drop=True),
+        horizon_days,
     )
+    current = result.churn.spec.prepare(current)
     churn = result.churn.predict(current)
     scores = pd.DataFrame(
         {
