@@ -91,14 +91,28 @@ def run_gated(
 def fingerprints(
     shop: Shop, tables: tuple[str, ...] = BUILT_TABLES + RAW_TABLES
 ) -> dict[str, tuple]:
-    """Row count and an order-independent hash of every row, per table."""
+    """Row count and an order-independent hash of every row, per table.
+
+    Floating-point columns are rounded first: DuckDB's parallel sums may differ in the last bits
+    from one build to the next, which is not a difference in the data.
+    """
     out = {}
     with duckdb.connect(str(shop.warehouse), read_only=True) as con:
         for table in tables:
+            schema, name = table.split(".")
+            cols = con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = ? and table_name = ? order by ordinal_position",
+                [schema, name],
+            ).fetchall()
+            exprs = [
+                f'round("{c}", 6)' if t in ("DOUBLE", "FLOAT", "REAL") else f'"{c}"'
+                for c, t in cols
+            ]
             out[table] = tuple(
-                con.execute(f"select count(*), sum(hash(t))::varchar from {table} as t").fetchall()[
-                    0
-                ]
+                con.execute(
+                    f"select count(*), sum(hash({', '.join(exprs)}))::varchar from {table}"
+                ).fetchall()[0]
             )
     return out
 
