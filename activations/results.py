@@ -13,7 +13,6 @@ import datetime as dt
 import duckdb
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 Z95 = 1.959963984540054
 
@@ -178,6 +177,9 @@ def campaign_results(
         rel, rel_lo, rel_hi = ratio_ci(x_t, n_t, x_c, n_c)
         pooled = (x_t + x_c) / (n_t + n_c)
         se = np.sqrt(pooled * (1 - pooled) * (1 / n_t + 1 / n_c))
+        # Imported here: scipy.stats costs seconds at import time of the Dagster definitions.
+        from scipy import stats
+
         p_value = np.where(se > 0, 2 * stats.norm.sf(np.abs((rate_t - rate_c) / se)), np.nan)
         rev_t, rev_c = wide["rev_t"].to_numpy(float), wide["rev_c"].to_numpy(float)
         rev_se = np.sqrt(
