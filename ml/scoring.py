@@ -53,13 +53,17 @@ def score_customers(
     if features.empty:
         return pd.DataFrame(columns=list(SCORE_COLUMNS))
     churn_frame = churn_model.spec.prepare(features)
-    churn = churn_model.predict(churn_frame)
+    # One TreeSHAP pass gives both the drivers and (as the row sums) the churn log-odds.
+    contributions = churn_model.contributions(churn_frame)
+    churn = churn_model.calibrate(contributions.to_numpy().sum(axis=1))
     # Both models derive the same BG/NBD columns: fit them once.
     value_frame = value_model.buy_model.spec.prepare(churn_frame)
     # The value model's own P(buy) keeps it self-consistent when the two versions differ.
-    value_churn = value_model.predict_churn(value_frame)
+    value_churn = (
+        churn if value_version == churn_version else value_model.predict_churn(value_frame)
+    )
     value = value_model.predict(value_frame, value_churn)
-    drivers = top_drivers_json(churn_model.contributions(churn_frame), top_k)
+    drivers = top_drivers_json(contributions.drop(columns="_bias"), top_k)
     return pd.DataFrame(
         {
             "as_of_date": pd.to_datetime(features["as_of_date"]).dt.date.to_numpy(),

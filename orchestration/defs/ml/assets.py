@@ -20,12 +20,15 @@ class ModelConfig(dg.Config):
     horizon_days: int = 90
     train_dates: int = 8
     valid_dates: int = 2
-    num_boost_round: int = 300
-    learning_rate: float = 0.1
-    num_leaves: int = 15
+    num_boost_round: int = 200
+    learning_rate: float = 0.2
+    num_leaves: int = 8
+    max_depth: int = 3
     min_data_in_leaf: int = 50
     early_stopping_rounds: int = 30
     bgnbd_features: bool = True
+    #: Set the predicted revenue level from the shop's seasonal index (needs a year of orders).
+    seasonality: bool = True
     seed: int = 42
     #: Retrain when the champion's cut-off is this many days old or more.
     retrain_every_days: int = 7
@@ -42,9 +45,11 @@ class ModelConfig(dg.Config):
             num_boost_round=self.num_boost_round,
             learning_rate=self.learning_rate,
             num_leaves=self.num_leaves,
+            max_depth=self.max_depth,
             min_data_in_leaf=self.min_data_in_leaf,
             early_stopping_rounds=self.early_stopping_rounds,
             bgnbd_features=self.bgnbd_features,
+            seasonality=self.seasonality,
             seed=self.seed,
         )
 
