@@ -24,6 +24,12 @@ def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch) ->
 
 
 @pytest.fixture(scope="session")
+def small_shop_end() -> dt.date:
+    """The exclusive end of the small shop's data: its last campaign date."""
+    return SMALL_SHOP_END
+
+
+@pytest.fixture(scope="session")
 def small_shop_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A read-only landing folder of a small synthetic shop (copy it before changing files)."""
     from orchestration.demo import generate_shop

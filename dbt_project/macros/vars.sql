@@ -2,14 +2,16 @@
     manifest) a placeholder is returned so the project parses without vars; a run that builds a
     model needing it fails with a message that says how to pass it. -#}
 {% macro require_as_of() -%}
-    {%- set value = var('as_of', none) -%}
     {%- if not execute -%}
         {{ return('1970-01-01') }}
     {%- endif -%}
+    {#- Read at run time only: Dagster passes the date as TESSERA_AS_OF so that the parsed
+        project (partial_parse.msgpack) stays valid from one date to the next; --vars wins. -#}
+    {%- set value = var('as_of', env_var('TESSERA_AS_OF', '')) -%}
     {%- if value is none or (value | string | trim) == '' -%}
         {{ exceptions.raise_compiler_error(
             "customer_features needs the campaign date: pass --vars '{as_of: YYYY-MM-DD}' "
-            ~ "(features for D use data strictly before D 00:00 UTC)") }}
+            ~ "or set TESSERA_AS_OF (features for D use data strictly before D 00:00 UTC)") }}
     {%- endif -%}
     {%- set text = value | string | trim -%}
     {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', text) -%}

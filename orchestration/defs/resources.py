@@ -6,12 +6,15 @@ environment variables themselves.
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import sys
 from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
+from packaging import version
 
 from orchestration.settings import DBT_PROJECT_DIR, load_settings
 
@@ -38,6 +41,18 @@ class DataStorage(dg.ConfigurableResource):
         return self.root / "outbox"
 
 
+class TesseraDbtCli(DbtCliResource):
+    """dbt from this environment, without a `dbt --version` subprocess per run.
+
+    dagster-dbt asks the executable for its version once per run (about 6 s of imports); the
+    executable is the dbt-core installed beside us, so its package version is the answer.
+    """
+
+    @functools.cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+
 def build_resources(data_dir: Path | None = None) -> dict[str, object]:
     """The resource set for a data folder (default: ``TESSERA_DATA_DIR`` or ``./data``)."""
     settings = load_settings()
@@ -45,7 +60,7 @@ def build_resources(data_dir: Path | None = None) -> dict[str, object]:
     return {
         "warehouse": DuckDBResource(database=str(root / "warehouse.duckdb")),
         "storage": DataStorage(data_dir=str(root)),
-        "dbt": DbtCliResource(
+        "dbt": TesseraDbtCli(
             project_dir=str(DBT_PROJECT_DIR),
             profiles_dir=str(DBT_PROJECT_DIR),
             # The dbt of this environment, also when the venv's bin is not on PATH.

@@ -1,8 +1,10 @@
 """The dbt project as assets: staging, quarantine, intermediate and marts, grouped by folder."""
 
+import contextlib
 import functools
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
@@ -99,9 +101,11 @@ def daily_feature_models(
 ):
     """Build and test the point-in-time features for campaign date D (data before D 00:00)."""
     as_of = context.partition_key
-    args = ["build", "--vars", json.dumps({"as_of": as_of})]
-    # dbt holds the DuckDB write lock until it exits: collect its events, then read the slice.
-    events = list(dbt.cli(args, context=context).stream())
+    # The date travels as an environment variable rather than --vars: changed vars make dbt
+    # re-parse the whole project on every date. dbt holds the DuckDB write lock until it exits,
+    # so its events are collected first and the slice read afterwards.
+    with _environment(TESSERA_AS_OF=as_of):
+        events = list(dbt.cli(["build"], context=context).stream())
     with warehouse.get_connection() as con:
         metadata = feature_partition_metadata(con, as_of)
     for event in events:
@@ -109,6 +113,21 @@ def daily_feature_models(
             yield event.with_metadata({**event.metadata, **metadata})
         else:
             yield event
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables for a dbt subprocess started inside the block."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def feature_partition_metadata(con, as_of: str) -> dict[str, dg.MetadataValue]:
