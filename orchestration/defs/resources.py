@@ -6,17 +6,36 @@ environment variables themselves.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 from packaging import version
 
 from orchestration.settings import DBT_PROJECT_DIR, load_settings
+
+
+class Warehouse(DuckDBResource):
+    """The DuckDB warehouse; its connections close even when the step using them raises.
+
+    DuckDBResource skips close() on an exception: in an in-process run the open handle would
+    then lock the file against dbt and every later step.
+    """
+
+    @contextlib.contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with super().get_connection() as con:
+            try:
+                yield con
+            finally:
+                con.close()
 
 
 class DataStorage(dg.ConfigurableResource):
@@ -58,7 +77,7 @@ def build_resources(data_dir: Path | None = None) -> dict[str, object]:
     settings = load_settings()
     root = (data_dir or settings.data_dir).resolve()
     return {
-        "warehouse": DuckDBResource(database=str(root / "warehouse.duckdb")),
+        "warehouse": Warehouse(database=str(root / "warehouse.duckdb")),
         "storage": DataStorage(data_dir=str(root)),
         "dbt": TesseraDbtCli(
             project_dir=str(DBT_PROJECT_DIR),

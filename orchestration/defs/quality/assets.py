@@ -5,7 +5,6 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.partitions import WAREHOUSE_POOL
-from orchestration.defs.quality.checks import warehouse_connection
 from orchestration.metadata import markdown_table
 from orchestration.quality.quarantine import (
     TABLES,
@@ -37,7 +36,7 @@ def quarantine_summary(warehouse: DuckDBResource):
     """Rows held back from the warehouse (schema `quarantine`), per table and reason, with
     examples and their source file and row. Release a row by fixing it in the landing file and
     rerunning; see the README's data quality section."""
-    with warehouse_connection(warehouse) as con:
+    with warehouse.get_connection() as con:
         counts = quarantine_counts(con)
         accounting = row_accounting(con)
         examples = {t: quarantine_examples(con, t, limit=5) for t in TABLES}

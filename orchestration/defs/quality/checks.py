@@ -5,14 +5,11 @@ ERROR only), so one check per asset carries both levels and the UI shows the wor
 Great Expectations is imported lazily by the runner, inside the check bodies.
 """
 
-import contextlib
 import dataclasses
 import datetime as dt
 import warnings
-from collections.abc import Iterator
 
 import dagster as dg
-import duckdb
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
@@ -46,20 +43,6 @@ class QualityConfig(dg.Config):
             row_count_error_band=(self.row_count_min_ratio, self.row_count_max_ratio),
             freshness_hours=self.freshness_hours,
         )
-
-
-@contextlib.contextmanager
-def warehouse_connection(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A warehouse connection closed even when the body raises.
-
-    DuckDBResource.get_connection skips close() on an exception; in an in-process run the open
-    handle would then lock the file against dbt and any later step.
-    """
-    with warehouse.get_connection() as con:
-        try:
-            yield con
-        finally:
-            con.close()
 
 
 def _clock(context: dg.AssetCheckExecutionContext) -> Clock:
@@ -131,7 +114,7 @@ def raw_contract_checks(
     clock = _clock(context)
     thresholds = config.thresholds()
     run_id = context.run.run_id
-    with warehouse_connection(warehouse) as con:
+    with warehouse.get_connection() as con:
         for key in sorted(context.selected_asset_check_keys, key=lambda k: k.asset_key.path):
             table = key.asset_key.path[-1].removeprefix("raw_")
             suite = raw_suite(table, clock, thresholds)
@@ -166,7 +149,7 @@ def mart_contract_checks(
     """Validate each selected history-wide mart."""
     clock = _clock(context)
     thresholds = config.thresholds()
-    with warehouse_connection(warehouse) as con:
+    with warehouse.get_connection() as con:
         for key in sorted(context.selected_asset_check_keys, key=lambda k: k.asset_key.path):
             suite = mart_suite(key.asset_key.path[-1], clock, thresholds)
             result = validate(con, suite, thresholds=thresholds, max_examples=config.max_examples)
@@ -195,7 +178,7 @@ def customer_features_contract(
     """Validate the partition of campaign date D."""
     clock = _clock(context)
     thresholds = config.thresholds()
-    with warehouse_connection(warehouse) as con:
+    with warehouse.get_connection() as con:
         columns = tuple(
             r[0]
             for r in con.execute(

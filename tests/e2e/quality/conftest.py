@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
 from gate_harness import CAMPAIGN_DATE, Shop, fingerprints, run_gated
 
 
@@ -20,11 +19,6 @@ def shop(small_shop_landing: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     with pytest.MonkeyPatch.context() as mp:
         # dbt's profile reads the data folder from the environment, Dagster from the resources.
         mp.setenv("TESSERA_DATA_DIR", str(root))
-        # fetch_row_counts() opens the warehouse through dbt-duckdb inside this process and keeps
-        # the handle (a class-level cache) for the life of the process: every later in-process
-        # step then fails with "different configuration" or a file lock. Off for these in-process
-        # runs; see the quality report for the change proposed to warehouse_models.
-        mp.setattr(DbtEventIterator, "fetch_row_counts", lambda self: self)
         shop = Shop(root=root)
         result = run_gated(shop, partition_key=CAMPAIGN_DATE)
         assert result.success, "the clean baseline build failed"

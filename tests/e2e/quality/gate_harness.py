@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,9 +81,6 @@ def run_gated(
         resources=build_resources(shop.root),
         raise_on_error=False,
     )
-    # DuckDBResource.get_connection does not close its handle when a step raises (raw_tables on
-    # a bad file); collect it now so that it cannot lock the file against the next dbt run.
-    gc.collect()
     return result
 
 
