@@ -166,7 +166,7 @@ def register(
         "hyperparameters": result.config.as_dict(),
         "best_iteration": {
             "churn": result.churn.booster.best_iteration,
-            "value": result.value.spend_booster.best_iteration,
+            "value": result.value.booster.best_iteration,
         },
         "metrics": json.loads(result.metrics.to_json(orient="index")),
         "beats_baselines": result.passed,
