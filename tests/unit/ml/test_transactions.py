@@ -116,3 +116,33 @@ def test_too_short_history_for_the_horizon_is_refused(tmp_path, transactions):
     path = _write(tmp_path, transactions, "tx.parquet")
     with pytest.raises(NotEnoughHistoryError, match="not enough history for a 365-day horizon"):
         predict_file(path, date(2022, 12, 1), 365, config=FAST)
+
+
+def test_cli_evaluate_until_prints_metrics_against_the_actual_outcome(
+    shop_csv, transactions, tmp_path, capsys
+):
+    import argparse
+
+    from ml.cli import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    out = tmp_path / "scores.parquet"
+    args = parser.parse_args(
+        ["predict", "--transactions", str(shop_csv), "--as-of", "2023-10-02",
+         "--horizon-days", "60", "--out", str(out), "--customer-col", "Client",
+         "--date-col", "Date", "--amount-col", "Total", "--evaluate-until", "2023-12-01"]
+    )  # fmt: skip
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert "actual outcome 2023-10-02 .. 2023-12-01" in printed
+    for metric in ("auc", "spearman", "total_error_pct"):
+        assert metric in printed
+    # The actual total is the revenue in [as-of, until) of customers seen before as-of.
+    tx = transactions
+    seen = set(tx.loc[tx["ordered_at"] < "2023-10-02", "customer_id"])
+    window = tx[(tx["ordered_at"] >= "2023-10-02") & (tx["ordered_at"] < "2023-12-01")]
+    expected = window.loc[window["customer_id"].isin(seen), "amount"].sum()
+    shown = next(line for line in printed.splitlines() if line.startswith("total_actual"))
+    assert float(shown.split()[1].replace(",", "")) == pytest.approx(expected, abs=0.01)
+    assert len(pd.read_parquet(out)) == len(seen)
