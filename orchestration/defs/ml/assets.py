@@ -79,8 +79,8 @@ def models(
     warehouse: DuckDBResource,
     storage: DataStorage,
 ) -> dg.MaterializeResult:
-    """Churn (LightGBM classifier, Platt-calibrated) and 90-day value (hurdle: P(buy) x gamma
-    regression) models in the registry under data/models/.
+    """Churn (LightGBM classifier, Platt-calibrated) and 90-day value (LightGBM Tweedie
+    regression, revenue level set by the shop's seasonal index) models in data/models/.
 
     Retrains when the champion is a week old (or none exists), from weekly feature snapshots
     whose label window closes before the cut-off; a new model replaces the champion only if it
