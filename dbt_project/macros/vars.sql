@@ -7,7 +7,10 @@
     {%- endif -%}
     {#- Read at run time only: Dagster passes the date as TESSERA_AS_OF so that the parsed
         project (partial_parse.msgpack) stays valid from one date to the next; --vars wins. -#}
-    {%- set value = var('as_of', env_var('TESSERA_AS_OF', '')) -%}
+    {%- set value = var('as_of', none) -%}
+    {%- if value is none or (value | string | trim) == '' -%}
+        {%- set value = env_var('TESSERA_AS_OF', '') -%}
+    {%- endif -%}
     {%- if value is none or (value | string | trim) == '' -%}
         {{ exceptions.raise_compiler_error(
             "customer_features needs the campaign date: pass --vars '{as_of: YYYY-MM-DD}' "
