@@ -2,13 +2,16 @@
 
 import json
 from datetime import date
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from ml.pipeline import data_end, ensure_champions, score_date, write_scores
-from ml.registry import list_entries
-from ml.training import TrainConfig
+# ml.* import LightGBM, scikit-learn and SciPy (seconds): they are imported inside the asset
+# bodies so that loading the Dagster definitions (UI, CLI, every run's start) stays fast.
+if TYPE_CHECKING:
+    from ml.training import TrainConfig
+
 from orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from orchestration.defs.resources import DataStorage
 from orchestration.metadata import markdown_table, png_markdown
@@ -37,7 +40,9 @@ class ModelConfig(dg.Config):
     churn_auc_floor: float = 0.6
     value_spearman_floor: float = 0.2
 
-    def train_config(self) -> TrainConfig:
+    def train_config(self) -> "TrainConfig":
+        from ml.training import TrainConfig
+
         return TrainConfig(
             horizon_days=self.horizon_days,
             train_dates=self.train_dates,
@@ -86,6 +91,8 @@ def models(
     whose label window closes before the cut-off; a new model replaces the champion only if it
     is not worse on the same held-out slice (AUC for churn, Spearman for value).
     """
+    from ml.pipeline import data_end, ensure_champions
+
     with warehouse.get_connection() as con:
         as_of = _cutoff(context, config, data_end(con))
         champs = ensure_champions(
@@ -135,6 +142,7 @@ def model_evaluation(storage: DataStorage) -> dg.MaterializeResult:
     import pandas as pd
 
     from ml.evaluation import MODEL_LABELS, plot_report
+    from ml.registry import list_entries
 
     entries = list_entries(storage.models_dir)
     if not entries:
@@ -206,6 +214,8 @@ def customer_scores(
     install), one is trained from the snapshots before the date first, so the very first daily
     run works from an empty registry.
     """
+    from ml.pipeline import ensure_champions, score_date, write_scores
+
     as_of = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
         champs = ensure_champions(

@@ -5,7 +5,6 @@ from datetime import date
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from ml.registry import DEFAULT_FLOORS, PRIMARY_METRIC, list_entries
 from orchestration.defs.ml.assets import customer_scores, model_evaluation, models
 from orchestration.defs.resources import DataStorage
 
@@ -17,6 +16,8 @@ def models_quality_floor(storage: DataStorage) -> dg.AssetCheckResult:
     A challenger below the floor is never promoted; this check fails when no champion at all
     clears it, so scoring and sending never run on a broken model.
     """
+    from ml.registry import DEFAULT_FLOORS, PRIMARY_METRIC, list_entries
+
     entries = list_entries(storage.models_dir)
     failures, meta = [], {}
     for kind, metric in PRIMARY_METRIC.items():
@@ -41,6 +42,8 @@ def models_quality_floor(storage: DataStorage) -> dg.AssetCheckResult:
 def lightgbm_beats_baselines(storage: DataStorage) -> dg.AssetCheckResult:
     """Warns (red in the UI) when LightGBM does not beat both the RFM heuristic and BG/NBD +
     Gamma-Gamma on churn AUC and value Spearman on the held-out slice."""
+    from ml.registry import list_entries
+
     entries = list_entries(storage.models_dir)
     if not entries:
         return dg.AssetCheckResult(
