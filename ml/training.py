@@ -32,7 +32,7 @@ class TrainConfig:
     learning_rate: float = 0.2
     #: Shallow trees: TreeSHAP (the per-customer drivers stored with every daily score) costs
     #: about depth^2 per tree and row; depth 3 scores 20k customers' drivers in a few seconds
-    #: with the same held-out AUC and Spearman as 15-leaf trees of any depth (docs/readme/ml.md).
+    #: with the same held-out AUC and Spearman as 15-leaf trees of any depth (README.md, "Predictive models").
     num_leaves: int = 8
     max_depth: int = 3
     #: The value model stores no per-customer contributions, so its trees may be deeper; a
@@ -270,7 +270,7 @@ class ValueModel:
     labelled training and validation dates. Why: the features are seasonal too (a customer's
     last 90 days in August are the summer lull), so a level learnt on one slice carries that
     slice's season into the next; the index measured a year earlier on the same customers does
-    not (docs/readme/ml.md has the measurements). Without a year of history the level is the
+    not (README.md, "Predictive models" has the measurements). Without a year of history the level is the
     validation slice's (`scale`). `buy_model` is the churn model, for the 12-month CLV.
     """
 

@@ -31,7 +31,7 @@ CUTOFF = END  # evaluation slice: the newest snapshot with a full 90-day outcome
 #: baskets: the actual 90-day total itself moves by several percent between seeds, and the
 #: seasonal index is measured on a small cohort. Measured errors on this shop were 0.6% (this
 #: cut-off) and 7% (cut-off 2026-03-02); 15% is the honest bound at this size (the 20k demo
-#: shop meets 5% on two slices, see docs/readme/ml.md).
+#: shop meets 5% on two slices, see README.md, "Predictive models").
 TOTAL_TOLERANCE_PCT = 15.0
 
 
