@@ -12,7 +12,14 @@ import pandas as pd
 
 from ml.errors import RegistryError
 from ml.features import add_season_index
-from ml.registry import ModelEntry, champion, data_fingerprint, load_model, register
+from ml.registry import (
+    ModelEntry,
+    champion,
+    data_fingerprint,
+    list_entries,
+    load_model,
+    register,
+)
 from ml.scoring import SCORE_COLUMNS, score_customers
 from ml.training import TrainConfig, TrainingResult, build_training_set, plan_slices, train_models
 
@@ -81,8 +88,11 @@ def ensure_champions(
     `retrain_every_days` is given and the newest one is older than that.
     """
     churn, value = champion(models_dir, "churn", as_of), champion(models_dir, "value", as_of)
-    stale = retrain_every_days is not None and any(
-        e is None or (as_of - e.cutoff).days >= retrain_every_days for e in (churn, value)
+    # The cadence counts from the newest training run, promoted or not: a challenger that lost
+    # to the champion was still this week's retrain (else every later date would retrain).
+    trained_before = [e for e in list_entries(models_dir) if e.cutoff <= as_of]
+    stale = retrain_every_days is not None and (
+        not trained_before or (as_of - trained_before[-1].cutoff).days >= retrain_every_days
     )
     trained = None
     if churn is None or value is None or stale:

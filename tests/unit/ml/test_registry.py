@@ -56,3 +56,42 @@ def test_champion_must_be_trained_before_the_date(tmp_path, training):
     register(tmp_path, good, data_fingerprint(training_set))
     assert champion(tmp_path, "churn", plan.cutoff) is not None
     assert champion(tmp_path, "churn", plan.evaluation[0]) is None
+
+
+def test_a_challenger_that_lost_still_counts_as_the_weekly_retrain(
+    tmp_path, training, small_config, monkeypatch
+):
+    import json
+    from datetime import timedelta
+
+    import pytest
+
+    from ml import pipeline
+
+    training_set, plan, good = training
+    fingerprint = data_fingerprint(training_set)
+    register(tmp_path, good, fingerprint)
+    weak_config = replace(small_config, num_boost_round=1, num_leaves=2, bgnbd_features=False)
+    loser = register(tmp_path, train_models(training_set, plan, weak_config), fingerprint)
+    assert loser.metadata["promoted"]["churn"] is False
+    # The losing challenger was the retrain of the week after the champion's.
+    meta_path = loser.path / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["cutoff"] = (plan.cutoff + timedelta(days=7)).isoformat()
+    meta_path.write_text(json.dumps(meta))
+
+    class Retrained(Exception):
+        pass
+
+    def train(*args, **kwargs):
+        raise Retrained
+
+    monkeypatch.setattr(pipeline, "train_from_warehouse", train)
+    day_8 = plan.cutoff + timedelta(days=8)
+    champs = pipeline.ensure_champions(None, tmp_path, day_8, small_config, retrain_every_days=7)
+    assert champs.trained is None
+    assert champs.churn.version != loser.version
+    with pytest.raises(Retrained):
+        pipeline.ensure_champions(
+            None, tmp_path, plan.cutoff + timedelta(days=14), small_config, retrain_every_days=7
+        )
