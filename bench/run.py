@@ -313,6 +313,8 @@ def run_pipeline(
             env["TESSERA_SINK_URL"] = sink_url
             # As in `tessera run`: unattended, the day's messages go to the local sink unapproved.
             env["TESSERA_AUTO_SEND"] = "true"
+            # A first day has no usual volume: let a 1M-customer shop's day through the ceiling.
+            env["TESSERA_VOLUME_CEILING_FLOOR"] = str(10_000_000)
         log.info("running daily_pipeline for %s in %s", as_of, run_dir)
         run, out = _child(
             ["pipeline", "--date", as_of.isoformat()], cache, "pipeline", env, profile

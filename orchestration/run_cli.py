@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from orchestration.settings import Settings, load_settings
+from orchestration.settings import Settings, environment, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,13 @@ def local_sink(settings: Settings) -> Iterator[str | None]:
     except ImportError:
         yield None
         return
-    with running_sink(settings.data_dir) as sink:
-        os.environ["TESSERA_SINK_URL"] = sink.url
-        # The catch-up is unattended: the day's reviewed messages go out without a click.
-        os.environ.setdefault("TESSERA_AUTO_SEND", "true")
+    # The catch-up is unattended: the day's reviewed messages go out without a click, unless
+    # the caller said otherwise.
+    auto_send = os.environ.get("TESSERA_AUTO_SEND", "true")
+    with (
+        running_sink(settings.data_dir) as sink,
+        environment(TESSERA_SINK_URL=sink.url, TESSERA_AUTO_SEND=auto_send),
+    ):
         yield sink.url
 
 

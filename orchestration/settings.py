@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,3 +58,19 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             env.get("TESSERA_CATALOG", PROJECT_ROOT / "campaigns" / "catalog.yml")
         ).resolve(),
     )
+
+
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables inside the block (for subprocesses and resources it builds),
+    restoring what was there before on the way out."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -176,6 +176,15 @@ def build_activation_settings(env: Mapping[str, str] | None = None) -> Activatio
     ):
         if env.get(var):
             kwargs[field] = env[var]
+    # The floor of the daily per-channel ceiling: what a first day (no history yet) may send.
+    if env.get("TESSERA_VOLUME_CEILING_FLOOR"):
+        try:
+            kwargs["volume_ceiling_floor"] = int(env["TESSERA_VOLUME_CEILING_FLOOR"])
+        except ValueError as exc:
+            raise ProviderConfigError(
+                "TESSERA_VOLUME_CEILING_FLOOR must be a whole number of messages, got "
+                f"{env['TESSERA_VOLUME_CEILING_FLOOR']!r}"
+            ) from exc
     return ActivationSettings(**kwargs)
 
 

@@ -1,10 +1,8 @@
 """The dbt project as assets: staging, quarantine, intermediate and marts, grouped by folder."""
 
-import contextlib
 import functools
 import json
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -13,7 +11,7 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from orchestration.metadata import markdown_table
-from orchestration.settings import DBT_PROJECT_DIR
+from orchestration.settings import DBT_PROJECT_DIR, environment
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # `dagster dev` re-parses the project on start; `make` and the tests run `dbt parse` themselves.
@@ -104,7 +102,7 @@ def daily_feature_models(
     # The date travels as an environment variable rather than --vars: changed vars make dbt
     # re-parse the whole project on every date. dbt holds the DuckDB write lock until it exits,
     # so its events are collected first and the slice read afterwards.
-    with _environment(TESSERA_AS_OF=as_of):
+    with environment(TESSERA_AS_OF=as_of):
         events = list(dbt.cli(["build"], context=context).stream())
     with warehouse.get_connection() as con:
         metadata = feature_partition_metadata(con, as_of)
@@ -113,21 +111,6 @@ def daily_feature_models(
             yield event.with_metadata({**event.metadata, **metadata})
         else:
             yield event
-
-
-@contextlib.contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    """Set environment variables for a dbt subprocess started inside the block."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def feature_partition_metadata(con, as_of: str) -> dict[str, dg.MetadataValue]:
