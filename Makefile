@@ -1,7 +1,10 @@
 # Tessera: `make run` builds the demo end to end, `make test` runs the suite. Nothing to install
 # by hand: the first call bootstraps uv into .tools/ and syncs .venv from uv.lock.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Resolved once, here, before the venv goes on PATH below.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell command -v python3.11 || command -v python3)
+endif
 UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 VENV := .venv
@@ -11,6 +14,8 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
 export DAGSTER_HOME ?= $(abspath $(or $(TESSERA_DATA_DIR),data))/dagster_home
 export PYTHONUNBUFFERED := 1
+# The venv's tools first: dagster dev re-parses the dbt project with the `dbt` it finds on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup run dev test lint format bench clean
 
