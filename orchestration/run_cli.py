@@ -110,26 +110,6 @@ def catch_up_selection(defs, job_name: str) -> list:
     return sorted(keep & job_keys)
 
 
-def parse_dbt_project() -> None:
-    """Parse the dbt project in this environment before the run.
-
-    The parse state (target/partial_parse.msgpack) is only reused while the profile is the same;
-    the profile names the warehouse, so another TESSERA_DATA_DIR would make every dbt step of
-    every date re-parse the whole project. One parse up front keeps them incremental.
-    """
-    import subprocess
-    import sys
-
-    from orchestration.settings import DBT_PROJECT_DIR
-
-    dbt = Path(sys.executable).parent / "dbt"
-    subprocess.run(
-        [str(dbt), "parse", "--quiet", "--profiles-dir", str(DBT_PROJECT_DIR)],
-        cwd=DBT_PROJECT_DIR,
-        check=True,
-    )
-
-
 def warehouse_summary(warehouse: Path) -> list[tuple[str, str, int]]:
     """(schema, table, rows) for every table in the warehouse, read-only."""
     import duckdb
@@ -158,7 +138,6 @@ def run(days: int, end: dt.date | None, full_each_day: bool) -> int:
     from orchestration.definitions import defs as load_defs
 
     started = time.monotonic()
-    parse_dbt_project()
     with local_sink(settings) as sink_url:
         if sink_url:
             log.info("local provider sink listening on %s", sink_url)

@@ -54,9 +54,7 @@ def warehouse_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBResource
 ):
     """Build and test every model that holds the whole history (views and tables)."""
-    # dbt holds the DuckDB write lock until it exits, and dagster-dbt's own row counting would
-    # open a second, differently configured connection in this process: count afterwards.
-    events = list(dbt.cli(["build"], context=context).stream())
+    events, failure = run_dbt(dbt, context)
     with warehouse.get_connection() as con:
         for event in events:
             if isinstance(event, dg.Output):
@@ -64,6 +62,26 @@ def warehouse_models(
                 if rows is not None:
                     event = event.with_metadata({**event.metadata, "dagster/row_count": rows})
             yield event
+    if failure is not None:
+        raise failure
+
+
+def run_dbt(
+    dbt: DbtCliResource, context: dg.AssetExecutionContext
+) -> tuple[list, Exception | None]:
+    """``dbt build`` for the step: its events, and the error that ended it (None if it passed).
+
+    The events are collected before anything reads the warehouse (a dbt subprocess holds the
+    DuckDB write lock until it exits), and they are kept when dbt fails, so the tests that did
+    run still show their results in the UI beside the failure.
+    """
+    events: list = []
+    try:
+        for event in dbt.cli(["build"], context=context).stream():
+            events.append(event)
+    except Exception as exc:  # noqa: BLE001 - re-raised by the caller after the events
+        return events, exc
+    return events, None
 
 
 def _relation_rows(con, unique_id: dg.MetadataValue | str | None) -> int | None:
@@ -100,17 +118,23 @@ def daily_feature_models(
     """Build and test the point-in-time features for campaign date D (data before D 00:00)."""
     as_of = context.partition_key
     # The date travels as an environment variable rather than --vars: changed vars make dbt
-    # re-parse the whole project on every date. dbt holds the DuckDB write lock until it exits,
-    # so its events are collected first and the slice read afterwards.
+    # re-parse the whole project on every date.
     with environment(TESSERA_AS_OF=as_of):
-        events = list(dbt.cli(["build"], context=context).stream())
-    with warehouse.get_connection() as con:
-        metadata = feature_partition_metadata(con, as_of)
+        events, failure = run_dbt(dbt, context)
+    if failure is None:
+        with warehouse.get_connection() as con:
+            metadata = feature_partition_metadata(con, as_of)
     for event in events:
-        if isinstance(event, dg.Output) and event.output_name == "customer_features":
+        if (
+            failure is None
+            and isinstance(event, dg.Output)
+            and event.output_name == "customer_features"
+        ):
             yield event.with_metadata({**event.metadata, **metadata})
         else:
             yield event
+    if failure is not None:
+        raise failure
 
 
 def feature_partition_metadata(con, as_of: str) -> dict[str, dg.MetadataValue]:
