@@ -26,6 +26,9 @@ class Settings:
     demo_customers: int
     demo_seed: int
     catalog_path: Path
+    #: DuckDB's memory_limit for the warehouse (dbt and the Python steps); above it, DuckDB
+    #: spills to disk beside the warehouse instead of growing.
+    duckdb_memory_limit: str = "4GB"
 
     @property
     def landing_dir(self) -> Path:
@@ -57,6 +60,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         catalog_path=Path(
             env.get("TESSERA_CATALOG", PROJECT_ROOT / "campaigns" / "catalog.yml")
         ).resolve(),
+        duckdb_memory_limit=env.get("TESSERA_DUCKDB_MEMORY_LIMIT", "4GB"),
     )
 
 

@@ -8,9 +8,17 @@
     Windows: "last N days" = the N UTC days before as_of (days_ago 1..N). Orders and revenue count
     completed orders only. Trend ratios compare the last 90 days with the 365-day rate scaled to
     90 days: (x_90d + 1) / (x_365d * 90 / 365 + 1); above 1 = speeding up. -#}
-{% macro customer_features_as_of(dates_relation) -%}
+{% macro customer_features_as_of(dates_relation, customers_relation=none) -%}
+{#- customers_relation (optional): a relation or parenthesised select with a customer_id column;
+    only those customers get rows (the training snapshots' sample). -#}
 {%- set categories = feature_categories() -%}
-with as_of_dates as (
+with
+{%- if customers_relation is not none %}
+listed_customers as (
+    select customer_id from {{ customers_relation }} as customers_input
+),
+{% endif %}
+as_of_dates as (
     select distinct cast(as_of_date as date) as as_of_date
     from {{ dates_relation }} as as_of_input
 ),
@@ -26,6 +34,7 @@ population as (
     from as_of_dates
     inner join {{ ref('dim_customers') }} as customers
         on customers.created_at < cast(as_of_dates.as_of_date as timestamp)
+        {{- only_listed(customers_relation, 'customers') }}
 ),
 
 order_days as (
@@ -36,6 +45,7 @@ order_days as (
     from as_of_dates
     inner join {{ ref('int_customer_orders_daily') }} as orders
         on orders.activity_date < as_of_dates.as_of_date
+        {{- only_listed(customers_relation, 'orders') }}
 ),
 
 order_features as (
@@ -68,6 +78,7 @@ event_days as (
     from as_of_dates
     inner join {{ ref('int_customer_events_daily') }} as events
         on events.activity_date < as_of_dates.as_of_date
+        {{- only_listed(customers_relation, 'events') }}
 ),
 
 event_features as (
@@ -101,6 +112,7 @@ response_days as (
     from as_of_dates
     inner join {{ ref('int_customer_responses_daily') }} as responses
         on responses.activity_date < as_of_dates.as_of_date
+        {{- only_listed(customers_relation, 'responses') }}
 ),
 
 response_features as (
@@ -239,6 +251,13 @@ final as (
 )
 
 select * from final
+{%- endmacro %}
+
+{#- "and <alias>.customer_id is listed" when customers_relation restricts the customers. -#}
+{% macro only_listed(customers_relation, alias) -%}
+    {%- if customers_relation is not none %}
+        and {{ alias }}.customer_id in (select customer_id from listed_customers)
+    {%- endif -%}
 {%- endmacro %}
 
 {#- Whole UTC days from a timestamp's date to as_of_date (NULL stays NULL). -#}

@@ -124,7 +124,10 @@ def build_resources(data_dir: Path | None = None) -> dict[str, object]:
     settings = load_settings()
     root = (data_dir or settings.data_dir).resolve()
     return {
-        "warehouse": Warehouse(database=str(root / "warehouse.duckdb")),
+        "warehouse": Warehouse(
+            database=str(root / "warehouse.duckdb"),
+            connection_config={"memory_limit": settings.duckdb_memory_limit},
+        ),
         "storage": DataStorage(data_dir=str(root)),
         "dbt": TesseraDbtCli(
             project_dir=str(DBT_PROJECT_DIR),

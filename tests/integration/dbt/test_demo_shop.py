@@ -68,3 +68,46 @@ def test_every_customer_registered_before_as_of_has_features(demo_warehouse: War
     ).iloc[0]
     assert counts.got == counts.expected > 0
     assert 0 < counts.buyers < counts.got
+
+
+def test_training_snapshots_keep_a_fixed_customer_sample_above_the_row_cap(
+    demo_warehouse: Warehouse, tmp_path: Path
+) -> None:
+    warehouse = demo_warehouse.copy_to(tmp_path / "data")
+    as_of = demo_warehouse.as_of  # type: ignore[attr-defined]
+    customers = int(warehouse.query("select count(*) n from marts.dim_customers").n[0])
+    # 4 snapshots of every customer would be 4 x customers rows; cap them at a quarter of that.
+    cap = customers
+    result = warehouse.dbt(
+        "build", "--select", "int_feature_snapshot_customers", "customer_feature_snapshots",
+        vars={"as_of": as_of, "snapshot_count": 4, "snapshot_max_rows": cap},
+    )  # fmt: skip
+    assert failures(result) == []
+
+    sampled = warehouse.query("select count(*) n from intermediate.int_feature_snapshot_customers")
+    assert 0.15 * customers < sampled.n[0] < 0.35 * customers
+    outside = warehouse.query(
+        """
+        select count(*) n from marts.customer_feature_snapshots s
+        left join intermediate.int_feature_snapshot_customers c using (customer_id)
+        where c.customer_id is null
+        """
+    )
+    assert outside.n[0] == 0
+    rows = int(warehouse.query("select count(*) n from marts.customer_feature_snapshots").n[0])
+    # A hash sample: near the cap, not exactly at it (customers joining later have fewer rows).
+    assert 0.5 * cap < rows < 1.2 * cap
+    # A sampled customer's rows equal those of the full build: sampling drops rows only.
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        con.execute(f"attach '{demo_warehouse.path}' as full_build (read_only)")
+        compared, differing = con.execute(
+            """
+            select count(*),
+                   count(*) filter (where s.revenue_total <> f.revenue_total
+                       or s.events_30d <> f.events_30d or s.orders_365d <> f.orders_365d
+                       or s.messages_received_90d <> f.messages_received_90d)
+            from marts.customer_feature_snapshots s
+            join full_build.marts.customer_feature_snapshots f using (as_of_date, customer_id)
+            """
+        ).fetchall()[0]
+    assert compared == rows and differing == 0
