@@ -45,8 +45,9 @@ dev: setup
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 # pytest exits 5 when it collects no test: that is a failure of the suite, not a pass.
+# One worker per core (at most 4), whole test files per worker so module fixtures build once.
 test: setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -145,12 +145,18 @@ def run(days: int, end: dt.date | None, full_each_day: bool) -> int:
         job = defs.resolve_job_def("daily_pipeline")
         later = None if full_each_day else catch_up_selection(defs, "daily_pipeline")
         instance = dg.DagsterInstance.get()
+        # Every step's events stay in the instance (the UI shows them); the terminal gets one
+        # line per date and anything that went wrong, unless -v asked for everything.
+        verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
+        console_level = "DEBUG" if verbose else "WARNING"
+        logging.getLogger("dagster").propagate = verbose
         for i, date in enumerate(dates):
             t0 = time.monotonic()
             selection = None if (i == 0 or later is None) else later
             result = job.execute_in_process(
                 partition_key=date,
                 instance=instance,
+                run_config={"loggers": {"console": {"config": {"log_level": console_level}}}},
                 asset_selection=selection,
                 tags={"tessera/trigger": "tessera run"},
                 raise_on_error=False,
