@@ -40,13 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Packages whose INFO lines `tessera` shows by default.
+TESSERA_PACKAGES = ("orchestration", "ml", "campaigns", "activations")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Tessera's own progress; libraries (HTTP clients, GE, alembic) only when they warn.
+        for package in TESSERA_PACKAGES:
+            logging.getLogger(package).setLevel(logging.INFO)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
