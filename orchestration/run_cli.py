@@ -110,6 +110,18 @@ def catch_up_selection(defs, job_name: str) -> list:
     return sorted(keep & job_keys)
 
 
+@contextlib.contextmanager
+def _dagster_propagating(propagate: bool) -> Iterator[None]:
+    """Whether Dagster's log records also reach the root handler (they print twice if so)."""
+    logger = logging.getLogger("dagster")
+    before = logger.propagate
+    logger.propagate = propagate
+    try:
+        yield
+    finally:
+        logger.propagate = before
+
+
 def warehouse_summary(warehouse: Path) -> list[tuple[str, str, int]]:
     """(schema, table, rows) for every table in the warehouse, read-only."""
     import duckdb
@@ -138,18 +150,17 @@ def run(days: int, end: dt.date | None, full_each_day: bool) -> int:
     from orchestration.definitions import defs as load_defs
 
     started = time.monotonic()
-    with local_sink(settings) as sink_url:
+    # Every step's events stay in the instance (the UI shows them); the terminal gets one line
+    # per date and anything that went wrong, unless -v asked for everything.
+    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
+    console_level = "DEBUG" if verbose else "WARNING"
+    with local_sink(settings) as sink_url, _dagster_propagating(verbose):
         if sink_url:
             log.info("local provider sink listening on %s", sink_url)
         defs = load_defs()
         job = defs.resolve_job_def("daily_pipeline")
         later = None if full_each_day else catch_up_selection(defs, "daily_pipeline")
         instance = dg.DagsterInstance.get()
-        # Every step's events stay in the instance (the UI shows them); the terminal gets one
-        # line per date and anything that went wrong, unless -v asked for everything.
-        verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
-        console_level = "DEBUG" if verbose else "WARNING"
-        logging.getLogger("dagster").propagate = verbose
         for i, date in enumerate(dates):
             t0 = time.monotonic()
             selection = None if (i == 0 or later is None) else later
