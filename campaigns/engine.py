@@ -219,8 +219,11 @@ select distinct mg.cix, cg.kix from mg join camp_groups cg using (gix);
 create or replace temp table excluded as
 select distinct cix from mg join always_groups using (gix);
 
+-- the lock reported as taken_by: the one ending last; among locks ending the same day, the
+-- latest assigned, then the campaign id (arg_max alone picks an arbitrary one of tied rows)
 create or replace temp table locks as
-select cix, max(locked_until) as locked_until, arg_max(campaign_id, locked_until) as lock_campaign
+select cix, max(locked_until) as locked_until,
+       first(campaign_id order by locked_until desc, as_of_date desc, campaign_id) as lock_campaign
 from hist where locked_until > $as_of
 group by cix;
 

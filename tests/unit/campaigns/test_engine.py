@@ -208,3 +208,22 @@ def test_inactive_campaigns_are_not_candidates():
     cat = make_catalog([{"id": "weekend", "target_groups": ["a"], "weekdays": ["sat", "sun"]}])
     assert winners(assign_campaigns(membership({"c": ["a"]}), cat, D0)) == {}  # Monday
     assert winners(assign_campaigns(membership({"c": ["a"]}), cat, day(5))) == {"c": "weekend"}
+
+
+def test_locks_ending_the_same_day_report_the_latest_assigned_campaign_every_time():
+    cat = make_catalog([{"id": "new", "target_groups": ["a"], "priority": 1}])
+    history = pd.DataFrame(
+        {
+            "as_of_date": [day(-2), day(-1), day(-2)],
+            "customer_id": ["c1", "c1", "c1"],
+            "campaign_id": ["a_early", "b_late", "c_early"],
+            "channel": ["email", "sms", "email"],
+            "is_control": [False, False, False],
+            "locked_until": [day(2), day(2), day(2)],
+        }
+    )
+    # Three locks end on the same day: the latest assignment is the one reported (not the first
+    # row, the last row or an id order), on every run.
+    for _ in range(20):
+        result = assign_campaigns(membership({"c1": ["a"]}), cat, D0, history)
+        assert reasons(result) == {("c1", "new"): ("duration_period", "b_late")}
