@@ -40,11 +40,13 @@ class DbtBuildError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class DbtProjectPaths:
-    """Where the project, its profile and this data folder's dbt artefacts live."""
+    """Where the project, its profile, this data folder's dbt artefacts and its warehouse live."""
 
     project_dir: Path
     profiles_dir: Path
     target_dir: Path
+    #: The DuckDB file the profile points dbt at (read to see which tables exist already).
+    warehouse: Path
 
     def flags(self) -> list[str]:
         return [
@@ -214,7 +216,7 @@ class InProcessDbtInvocation:
             in self.context.selected_asset_keys
         }
         try:
-            existing = _existing_relations(self.environment.get("TESSERA_DATA_DIR"))
+            existing = _existing_relations(self.paths.warehouse)
         except Exception as exc:  # noqa: BLE001 - unknown: fall back to dbt's own selection
             self.context.log.warning(f"could not list the warehouse's tables ({exc}); dbt selects")
             return []
@@ -233,11 +235,10 @@ class InProcessDbtInvocation:
         )
 
 
-def _existing_relations(data_dir: str | None) -> set[tuple[str, str]]:
+def _existing_relations(path: Path) -> set[tuple[str, str]]:
     """(schema, name) of every table and view in the warehouse (empty if there is none yet)."""
     import duckdb
 
-    path = Path(data_dir or ".") / "warehouse.duckdb"
     if not path.exists():
         return set()
     with duckdb.connect(str(path), read_only=True) as con:

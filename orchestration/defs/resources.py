@@ -111,6 +111,7 @@ class TesseraDbtCli(DbtCliResource):
                 project_dir=project_dir,
                 profiles_dir=Path(self.profiles_dir or project_dir),
                 target_dir=Path(target_path) if target_path else self._data_dir / "dbt_target",
+                warehouse=self._data_dir / "warehouse.duckdb",
             ),
             definitions_manifest=project_dir / "target" / "manifest.json",
             context=context,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,8 @@ from dbt.cli.main import dbtRunner, dbtRunnerResult
 from dbt.contracts.graph.manifest import Manifest
 from dbt_tiny_shop import AS_OF
 
-from orchestration.settings import DBT_PROJECT_DIR
+from orchestration.dbt_inprocess import release_duckdb
+from orchestration.settings import DBT_PROJECT_DIR, environment
 
 #: Few snapshots keep the tiny build quick; snapshot_end is fixed so the dates are known.
 TINY_VARS = {"as_of": AS_OF, "snapshot_end": AS_OF, "snapshot_count": 3, "snapshot_every_days": 7}
@@ -59,16 +59,11 @@ def run_dbt(
     ]  # fmt: skip
     if vars is not None:
         cli += ["--vars", repr(vars)]
-    previous = os.environ.get("TESSERA_DATA_DIR")
-    os.environ["TESSERA_DATA_DIR"] = str(data_dir)
-    try:
-        return dbtRunner(manifest=_parsed_manifest(target_dir)).invoke(cli)
-    finally:
-        _release_warehouse()
-        if previous is None:
-            os.environ.pop("TESSERA_DATA_DIR", None)
-        else:
-            os.environ["TESSERA_DATA_DIR"] = previous
+    with environment(TESSERA_DATA_DIR=str(data_dir)):
+        try:
+            return dbtRunner(manifest=_parsed_manifest(target_dir)).invoke(cli)
+        finally:
+            release_duckdb()
 
 
 _MANIFESTS: dict[Path, Manifest] = {}
@@ -86,17 +81,6 @@ def _parsed_manifest(target_dir: Path) -> Manifest:
             raise RuntimeError(f"dbt parse failed: {result.exception}")
         _MANIFESTS[target_dir] = result.result
     return _MANIFESTS[target_dir]
-
-
-def _release_warehouse() -> None:
-    """Close dbt-duckdb's in-process database: it outlives the invocation otherwise, and DuckDB
-    refuses a second connection to that file with another configuration (read_only)."""
-    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-
-    env = DuckDBConnectionManager._ENV
-    if env is not None:
-        env.close()
-    DuckDBConnectionManager.close_all_connections()
 
 
 def failures(result: dbtRunnerResult) -> list[str]:
