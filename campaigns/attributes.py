@@ -61,6 +61,42 @@ FEATURE_ATTRIBUTES: dict[str, AttributeType] = {
     **dict.fromkeys(_TEXT_FEATURES, "text"),
 }
 
+#: The optional source each feature needs. A shop may run with customers and orders only; the
+#: features of a source it does not provide (before campaign date D) are NULL
+#: (docs/data-model.md), and the catalog parts built on them select nobody.
+SOURCE_FEATURES: dict[str, tuple[str, ...]] = {
+    "order_items": (
+        *(f"items_{c}" for c in CATEGORIES),
+        *(f"share_{c}" for c in CATEGORIES),
+        "top_category",
+    ),
+    "events": (
+        "events_7d",
+        "events_30d",
+        "page_views_30d",
+        "product_views_30d",
+        "searches_30d",
+        "app_opens_30d",
+        "add_to_cart_30d",
+        "days_since_last_event",
+        "days_since_last_app_open",
+        "top_viewed_category_30d",
+        "is_cart_abandoned_24h",
+        "cart_abandonment_rate_30d",
+    ),
+    "campaign_responses": (
+        "messages_received_90d",
+        "opens_90d",
+        "clicks_90d",
+        "conversions_90d",
+        "has_ever_responded",
+        "days_since_last_response",
+        "is_unsubscribed",
+        "is_bounced",
+        "is_spam_reported",
+    ),
+}
+
 #: Columns of ``ml.customer_scores``.
 SCORE_ATTRIBUTES: dict[str, AttributeType] = {
     "churn_probability": "number",

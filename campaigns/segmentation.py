@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
 
-from campaigns.attributes import BASE_ATTRIBUTES, AttributeType
+from campaigns.attributes import BASE_ATTRIBUTES, SOURCE_FEATURES, AttributeType
 from campaigns.catalog import Catalog, Condition, Dimension
 from campaigns.errors import MatrixInputError
 
@@ -44,6 +45,60 @@ class SegmentResult:
     membership: pd.DataFrame
     micro_segments: pd.DataFrame
     missing_attributes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class UnavailableParts:
+    """The catalog parts that need a source the shop did not provide (their features are NULL)."""
+
+    sources: tuple[str, ...]
+    dimensions: tuple[str, ...]  # dimension ids: every customer lands in their null bucket
+    target_groups: tuple[str, ...]  # target group ids: empty
+
+    def __bool__(self) -> bool:
+        return bool(self.dimensions or self.target_groups)
+
+    def message(self, as_of: dt.date) -> str:
+        """One warning line for the run log."""
+        parts = []
+        if self.dimensions:
+            parts.append(f"dimension(s) {', '.join(self.dimensions)} (everyone in the null bucket)")
+        if self.target_groups:
+            parts.append(f"target group(s) {', '.join(self.target_groups)}")
+        return (
+            f"campaign date {as_of}: {', '.join(self.sources)} not provided; the catalog's "
+            + " and ".join(parts)
+            + " depend on their features, which are NULL (a condition on a NULL feature does not "
+            "hold); see the README's 'Your own data'"
+        )
+
+    def as_metadata(self) -> dict[str, list[str]]:
+        return {
+            "sources_not_provided": list(self.sources),
+            "dimensions": list(self.dimensions),
+            "target_groups": list(self.target_groups),
+        }
+
+
+def unavailable_parts(catalog: Catalog, missing_sources: Collection[str]) -> UnavailableParts:
+    """The dimensions and target groups whose attributes need one of ``missing_sources``.
+
+    A target group depends on a source through an attribute it filters on, or through a
+    dimension it names (e.g. ``response: {eq: opener}`` needs campaign_responses).
+    """
+    missing = tuple(s for s in SOURCE_FEATURES if s in set(missing_sources))
+    unknown = sorted(set(missing_sources) - set(SOURCE_FEATURES))
+    if unknown:
+        raise ValueError(f"unknown optional source(s) {', '.join(unknown)}; "
+                         f"expected some of {', '.join(SOURCE_FEATURES)}")  # fmt: skip
+    null_attributes = {a for s in missing for a in SOURCE_FEATURES[s]}
+    dims = tuple(d.id for d in catalog.dimensions if d.attribute in null_attributes)
+    groups = tuple(
+        g.id
+        for g in catalog.target_groups
+        if any(a in null_attributes or a in dims for a in g.where)
+    )
+    return UnavailableParts(sources=missing, dimensions=dims, target_groups=groups)
 
 
 def _literal(value: object) -> str:

@@ -56,8 +56,11 @@ CONTRACT: dict[str, TableContract] = {
     ),
 }
 
-#: Tables whose landing folder may be absent: a shop without campaigns yet has no responses.
-OPTIONAL_TABLES = frozenset({"campaign_responses"})
+#: Tables a shop may leave out (no folder, no file) or land header-only: customers and orders
+#: are enough to run. The features that need an optional table are NULL when it is not provided
+#: (docs/data-model.md); an absent table loads as an empty raw table with the contract columns.
+OPTIONAL_TABLES = frozenset({"order_items", "events", "campaign_responses"})
+REQUIRED_TABLES = tuple(t for t in CONTRACT if t not in OPTIONAL_TABLES)
 
 _SUFFIXES = (".parquet", ".csv")
 
@@ -74,6 +77,11 @@ class TableLoad:
     files: list[Path] = field(default_factory=list)
     rows: int = 0
     ignored_columns: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def provided(self) -> bool:
+        """False for an optional table left out or landed header-only ("source not provided")."""
+        return self.rows > 0
 
 
 def landing_files(landing_dir: Path, table: str) -> list[Path]:
@@ -150,7 +158,9 @@ def plan_table(
             return load, None
         raise LandingError(
             f"{landing_dir / table}: no landing files for table '{table}' (expected *.parquet or "
-            f"*.csv in that folder, or {table}.parquet / {table}.csv beside it)"
+            f"*.csv in that folder, or {table}.parquet / {table}.csv beside it); "
+            f"{' and '.join(REQUIRED_TABLES)} are required, "
+            f"{', '.join(sorted(OPTIONAL_TABLES))} are optional"
         )
     selects = []
     for path in load.files:

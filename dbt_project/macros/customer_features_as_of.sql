@@ -133,9 +133,23 @@ response_features as (
     group by 1, 2
 ),
 
+-- Whether each optional source has data before the date (see int_sources_provided).
+provided as (
+    select
+        as_of_dates.as_of_date,
+        {%- for s in ['order_items', 'events', 'campaign_responses'] %}
+        coalesce(sources.first_{{ s }}_date < as_of_dates.as_of_date, false) as is_{{ s }}_provided{{ ',' if not loop.last }}
+        {%- endfor %}
+    from as_of_dates
+    cross join {{ ref('int_sources_provided') }} as sources
+),
+
 joined as (
     select
         population.*,
+        provided.is_order_items_provided,
+        provided.is_events_provided,
+        provided.is_campaign_responses_provided,
         {%- for n in [30, 90, 365] %}
         coalesce(order_features.orders_{{ n }}d, 0) as orders_{{ n }}d,
         coalesce(order_features.revenue_{{ n }}d, 0) as revenue_{{ n }}d,
@@ -146,33 +160,33 @@ joined as (
         order_features.last_completed_order_at,
         order_features.last_order_at,
         {%- for c in categories %}
-        coalesce(order_features.items_{{ c }}, 0) as items_{{ c }},
-        coalesce(order_features.item_revenue_{{ c }}, 0) as item_revenue_{{ c }},
+        {{ _if_provided('order_items', 'coalesce(order_features.items_' ~ c ~ ', 0)') }} as items_{{ c }},
+        {{ _if_provided('order_items', 'coalesce(order_features.item_revenue_' ~ c ~ ', 0)') }} as item_revenue_{{ c }},
         {%- endfor %}
-        coalesce(order_features.item_revenue, 0) as item_revenue,
-        coalesce(event_features.events_7d, 0) as events_7d,
-        coalesce(event_features.events_30d, 0) as events_30d,
-        coalesce(event_features.page_views_30d, 0) as page_views_30d,
-        coalesce(event_features.product_views_30d, 0) as product_views_30d,
-        coalesce(event_features.searches_30d, 0) as searches_30d,
-        coalesce(event_features.app_opens_30d, 0) as app_opens_30d,
-        coalesce(event_features.add_to_cart_30d, 0) as add_to_cart_30d,
+        {{ _if_provided('order_items', 'coalesce(order_features.item_revenue, 0)') }} as item_revenue,
+        {{ _if_provided('events', 'coalesce(event_features.events_7d, 0)') }} as events_7d,
+        {{ _if_provided('events', 'coalesce(event_features.events_30d, 0)') }} as events_30d,
+        {{ _if_provided('events', 'coalesce(event_features.page_views_30d, 0)') }} as page_views_30d,
+        {{ _if_provided('events', 'coalesce(event_features.product_views_30d, 0)') }} as product_views_30d,
+        {{ _if_provided('events', 'coalesce(event_features.searches_30d, 0)') }} as searches_30d,
+        {{ _if_provided('events', 'coalesce(event_features.app_opens_30d, 0)') }} as app_opens_30d,
+        {{ _if_provided('events', 'coalesce(event_features.add_to_cart_30d, 0)') }} as add_to_cart_30d,
         {%- for c in categories %}
-        coalesce(event_features.product_views_30d_{{ c }}, 0) as product_views_30d_{{ c }},
+        {{ _if_provided('events', 'coalesce(event_features.product_views_30d_' ~ c ~ ', 0)') }} as product_views_30d_{{ c }},
         {%- endfor %}
         event_features.last_event_at,
         event_features.last_app_open_at,
-        coalesce(event_features.abandoned_cart_1d, 0) as abandoned_cart_1d,
-        coalesce(event_features.cart_days_30d, 0) as cart_days_30d,
-        coalesce(event_features.abandoned_cart_days_30d, 0) as abandoned_cart_days_30d,
-        coalesce(response_features.messages_received_90d, 0) as messages_received_90d,
-        coalesce(response_features.opens_90d, 0) as opens_90d,
-        coalesce(response_features.clicks_90d, 0) as clicks_90d,
-        coalesce(response_features.conversions_90d, 0) as conversions_90d,
-        coalesce(response_features.responses_total, 0) as responses_total,
-        coalesce(response_features.unsubscribes_total, 0) as unsubscribes_total,
-        coalesce(response_features.bounces_total, 0) as bounces_total,
-        coalesce(response_features.spam_reports_total, 0) as spam_reports_total,
+        {{ _if_provided('events', 'coalesce(event_features.abandoned_cart_1d, 0)') }} as abandoned_cart_1d,
+        {{ _if_provided('events', 'coalesce(event_features.cart_days_30d, 0)') }} as cart_days_30d,
+        {{ _if_provided('events', 'coalesce(event_features.abandoned_cart_days_30d, 0)') }} as abandoned_cart_days_30d,
+        {{ _if_provided('campaign_responses', 'coalesce(response_features.messages_received_90d, 0)') }} as messages_received_90d,
+        {{ _if_provided('campaign_responses', 'coalesce(response_features.opens_90d, 0)') }} as opens_90d,
+        {{ _if_provided('campaign_responses', 'coalesce(response_features.clicks_90d, 0)') }} as clicks_90d,
+        {{ _if_provided('campaign_responses', 'coalesce(response_features.conversions_90d, 0)') }} as conversions_90d,
+        {{ _if_provided('campaign_responses', 'coalesce(response_features.responses_total, 0)') }} as responses_total,
+        {{ _if_provided('campaign_responses', 'coalesce(response_features.unsubscribes_total, 0)') }} as unsubscribes_total,
+        {{ _if_provided('campaign_responses', 'coalesce(response_features.bounces_total, 0)') }} as bounces_total,
+        {{ _if_provided('campaign_responses', 'coalesce(response_features.spam_reports_total, 0)') }} as spam_reports_total,
         response_features.last_response_at,
         response_features.last_message_event_at
     from population
@@ -185,6 +199,7 @@ joined as (
     left join response_features
         on population.as_of_date = response_features.as_of_date
         and population.customer_id = response_features.customer_id
+    inner join provided on population.as_of_date = provided.as_of_date
 ),
 
 final as (
@@ -216,7 +231,7 @@ final as (
         cast(items_{{ c }} as bigint) as items_{{ c }},
         {%- endfor %}
         {%- for c in categories %}
-        coalesce(cast(item_revenue_{{ c }} as double precision) / nullif(item_revenue, 0), 0) as share_{{ c }},
+        {{ _if_provided('order_items', 'coalesce(cast(item_revenue_' ~ c ~ ' as double precision) / nullif(item_revenue, 0), 0)') }} as share_{{ c }},
         {%- endfor %}
         {{ _argmax_category(categories, 'item_revenue_') }} as top_category,
         cast(events_7d as bigint) as events_7d,
@@ -251,6 +266,13 @@ final as (
 )
 
 select * from final
+{%- endmacro %}
+
+{#- The expression when the optional source (order_items, events, campaign_responses) has data
+    before the row's as_of_date, else NULL: a feature of a source the shop does not have is
+    unknown, not 0. Needs the is_<source>_provided columns of the provided CTE in scope. -#}
+{% macro _if_provided(source_name, expression) -%}
+    case when is_{{ source_name }}_provided then {{ expression }} end
 {%- endmacro %}
 
 {#- "and <alias>.customer_id is listed" when customers_relation restricts the customers. -#}

@@ -62,6 +62,8 @@ class SuiteResult:
     outcomes: list[RuleOutcome] = field(default_factory=list)
     examples: dict[str, pd.DataFrame] = field(default_factory=dict)
     problem: str | None = None  # a structural failure: missing table or columns
+    #: An optional landing table that was never provided: nothing to judge, nothing blocks.
+    not_provided: bool = False
 
     @property
     def severity(self) -> Severity | None:
@@ -88,6 +90,11 @@ class SuiteResult:
         """One sentence for the UI and logs: what failed, how badly."""
         if self.problem:
             return f"{self.relation}: {self.problem}"
+        if self.not_provided:
+            return (
+                f"{self.relation}: source not provided (optional table, absent or header-only; "
+                "the features that need it are NULL)"
+            )
         if self.passed:
             return (
                 f"{self.relation}: all {len(self.outcomes)} expectations met ({self.rows:,} rows)"
@@ -120,6 +127,8 @@ class SuiteResult:
         """The report a marketing-ops reader sees in the UI: verdicts, then example rows."""
         if self.problem:
             return f"**{self.relation}**: {self.problem}"
+        if self.not_provided:
+            return f"**{self.relation}**: {self.headline().split(': ', 1)[1]}"
         parts = [
             f"**{self.relation}**: {self.rows:,} rows checked",
             markdown_table(self.outcomes_frame(), max_rows=max_rules),
@@ -350,6 +359,31 @@ def previous_row_count(
         [suite_name, exclude_run_id or ""],
     ).fetchall()
     return int(row[0][0]) if row else None
+
+
+def was_provided_before(
+    con: duckdb.DuckDBPyConnection, suite_name: str, exclude_run_id: str | None = None
+) -> bool:
+    """Whether any accepted run (other than ``exclude_run_id``) saw this table with rows.
+
+    An optional source that was once provided and then disappears (or lands header-only) is a
+    broken feed, not a shop without that source: its row-count and freshness rules still apply.
+    """
+    if not _table_columns(con, ROW_COUNTS_TABLE):
+        return False
+    row = con.execute(
+        f"select coalesce(max(row_count), 0) from {ROW_COUNTS_TABLE} "
+        "where suite = ? and run_id <> ?",
+        [suite_name, exclude_run_id or ""],
+    ).fetchall()
+    return bool(row[0][0])
+
+
+def table_rows(con: duckdb.DuckDBPyConnection, relation: str) -> int | None:
+    """Rows of a table, or None when it does not exist."""
+    if not _table_columns(con, relation):
+        return None
+    return int(con.execute(f"select count(*) from {relation}").fetchall()[0][0])
 
 
 def record_row_count(

@@ -13,11 +13,14 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from orchestration.landing import OPTIONAL_TABLES
 from orchestration.quality.runner import (
     SuiteResult,
     previous_row_count,
     record_row_count,
+    table_rows,
     validate,
+    was_provided_before,
 )
 from orchestration.quality.suites import Clock, Severity, Thresholds, mart_suite, raw_suite
 
@@ -67,6 +70,7 @@ def check_result(result: SuiteResult, check_key: dg.AssetCheckKey) -> dg.AssetCh
         ),
         description=result.headline()[:1000],
         metadata={
+            "source": "source not provided" if result.not_provided else "provided",
             "summary": dg.MetadataValue.text(result.headline()),
             "report": dg.MetadataValue.md(result.to_markdown()),
             "rows_checked": result.rows,
@@ -110,7 +114,11 @@ def check_result(result: SuiteResult, check_key: dg.AssetCheckKey) -> dg.AssetCh
 def raw_contract_checks(
     context: dg.AssetCheckExecutionContext, config: QualityConfig, warehouse: DuckDBResource
 ):
-    """Validate each selected landing table; remember its row count when it is accepted."""
+    """Validate each selected landing table; remember its row count when it is accepted.
+
+    An optional table that is empty and was never provided with rows passes as "source not
+    provided"; once it has been provided, its row-count and freshness rules apply again.
+    """
     clock = _clock(context)
     thresholds = config.thresholds()
     run_id = context.run.run_id
@@ -118,9 +126,18 @@ def raw_contract_checks(
         for key in sorted(context.selected_asset_check_keys, key=lambda k: k.asset_key.path):
             table = key.asset_key.path[-1].removeprefix("raw_")
             suite = raw_suite(table, clock, thresholds)
-            previous = previous_row_count(con, suite.name, exclude_run_id=run_id)
-            suite = dataclasses.replace(suite, previous_rows=previous)
-            result = validate(con, suite, thresholds=thresholds, max_examples=config.max_examples)
+            if (
+                table in OPTIONAL_TABLES
+                and table_rows(con, suite.relation) == 0
+                and not was_provided_before(con, suite.name, exclude_run_id=run_id)
+            ):
+                result = SuiteResult(suite.name, suite.relation, 0, not_provided=True)
+            else:
+                previous = previous_row_count(con, suite.name, exclude_run_id=run_id)
+                suite = dataclasses.replace(suite, previous_rows=previous)
+                result = validate(
+                    con, suite, thresholds=thresholds, max_examples=config.max_examples
+                )
             if result.severity != Severity.ERROR:
                 record_row_count(con, suite.name, result.rows, run_id, clock.as_of)
             context.log.info(result.headline())

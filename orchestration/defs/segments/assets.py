@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from campaigns.invariants import customers_without_segment
-from campaigns.segmentation import segment_customers
+from campaigns.segmentation import segment_customers, unavailable_parts
 from orchestration.defs.campaigns.resources import CampaignCatalog
 from orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from orchestration.metadata import markdown_table
@@ -22,6 +22,20 @@ from marts.customer_features f
 {scores_join}
 left join marts.dim_customers d on d.customer_id = f.customer_id
 where f.as_of_date = $d
+"""
+#: Optional sources with no data before D (int_sources_provided): their features are NULL for D.
+_SOURCES_NOT_PROVIDED_SQL = """
+select source_name from (
+    select 'order_items' as source_name, first_order_items_date as first_date
+    from intermediate.int_sources_provided
+    union all
+    select 'events', first_events_date from intermediate.int_sources_provided
+    union all
+    select 'campaign_responses', first_campaign_responses_date
+    from intermediate.int_sources_provided
+) as sources
+where first_date is null or first_date >= $d
+order by source_name
 """
 _SCORES = "s.churn_probability, s.predicted_value_90d, s.clv_12m,"
 _SCORES_JOIN = "left join ml.customer_scores s on s.customer_id = f.customer_id and s.as_of_date = f.as_of_date"
@@ -73,6 +87,7 @@ def segments(
             customers = read(con, _INPUT_SQL.format(scores="", scores_join=""), {"d": day})
         if customers is None:
             raise dg.Failure(f"marts.customer_features has no table yet: build it for {day} first")
+        not_provided = read(con, _SOURCES_NOT_PROVIDED_SQL, {"d": day})
         result = segment_customers(customers, catalog, day)
         replace_dates(
             con,
@@ -82,6 +97,11 @@ def segments(
             ],
             day,
         )
+    missing_sources = [] if not_provided is None else not_provided["source_name"].tolist()
+    unavailable = unavailable_parts(catalog, missing_sources)
+    if unavailable:
+        # Once per run (one date per run): the catalog asks for data this shop does not have.
+        context.log.warning(unavailable.message(day))
     membership, micro = result.membership, result.micro_segments
     unsegmented = customers_without_segment(customers["customer_id"].astype(str), membership)
     group_sizes = (
@@ -96,6 +116,7 @@ def segments(
                 {c: int(membership[c].sum()) for c in membership.columns if "reachable" in c}
             ),
             "missing_attributes": dg.MetadataValue.json(result.missing_attributes),
+            "unavailable_catalog_parts": dg.MetadataValue.json(unavailable.as_metadata()),
             "catalog": catalog.fingerprint(),
         },
     )

@@ -44,10 +44,18 @@ def raw_tables(context: dg.AssetExecutionContext, warehouse: DuckDBResource, sto
         loads = load_landing(con, storage.landing_dir, selected)
         for table, load in loads.items():
             preview = con.execute(f"select * from raw.{table} limit 5").df()
+            if not load.provided:
+                context.log.info(
+                    "landing table %s: source not provided (%s); the features that need it are "
+                    "NULL",
+                    table,
+                    "header-only file(s)" if load.files else "no files",
+                )
             yield dg.MaterializeResult(
                 asset_key=RAW_ASSET_KEYS[table],
                 metadata={
                     "dagster/row_count": load.rows,
+                    "source": "provided" if load.provided else "source not provided",
                     "files": len(load.files),
                     "landing_path": dg.MetadataValue.path(str(storage.landing_dir / table)),
                     "ignored_columns": dg.MetadataValue.json(load.ignored_columns),
