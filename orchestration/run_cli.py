@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -122,6 +123,87 @@ def _dagster_propagating(propagate: bool) -> Iterator[None]:
         logger.propagate = before
 
 
+class _BelowError(logging.Filter):
+    """Lets through what is below ERROR: failures are summarised by `tessera run` itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+
+def _quiet_console(init_context):  # noqa: ANN001, ANN202 - Dagster's logger protocol
+    from dagster._utils.log import create_console_logger
+
+    logger = create_console_logger(
+        name=init_context.logger_config["name"], level=init_context.logger_config["log_level"]
+    )
+    for handler in logger.handlers:
+        handler.addFilter(_BelowError())
+    return logger
+
+
+def quiet_console_logger():  # noqa: ANN201 - dg.LoggerDefinition (Dagster imports lazily)
+    """Dagster's console logger without its ERROR lines (`tessera run` summarises a failure)."""
+    import dagster as dg
+
+    return dg.LoggerDefinition(
+        _quiet_console,
+        config_schema={
+            "log_level": dg.Field(str, is_required=False, default_value="INFO"),
+            "name": dg.Field(str, is_required=False, default_value="dagster"),
+        },
+        description="Dagster's console logger without ERROR lines (tessera run summarises them).",
+    )
+
+
+def _innermost(error):  # noqa: ANN001, ANN202 - dagster's SerializableErrorInfo
+    """The user's own exception inside Dagster's wrappers (the last cause in the chain)."""
+    while error.cause is not None:
+        error = error.cause
+    return error
+
+
+def _condense(message: str, limit: int = 700) -> str:
+    """A multi-line message (dbt's list of failing nodes) as one line of at most ``limit``."""
+    lines = [ln.strip().removeprefix("- ") for ln in message.strip().splitlines() if ln.strip()]
+    text = "; ".join(lines)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def failure_reason(result) -> tuple[str, str]:  # noqa: ANN001 - ExecuteInProcessResult
+    """(failed step, why) of a failed run: a blocking check's failing rules, else the error."""
+    import dagster as dg
+
+    failures = [e for e in result.all_events if e.is_step_failure]
+    steps = ", ".join(dict.fromkeys(e.step_key for e in failures)) or "an unknown step"
+    blocking = [
+        ev
+        for ev in result.get_asset_check_evaluations()
+        if not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR
+    ]
+    if blocking:
+        reasons = []
+        for ev in blocking:
+            summary = ev.metadata.get("blocking_summary")
+            text = (summary.value if summary is not None else "") or ev.description or ""
+            name = f"{ev.asset_key.to_user_string()} {ev.check_name}"
+            reasons.append(f"blocking check {name}: {text}" if text else f"blocking check {name}")
+        return steps, _condense(" | ".join(reasons))
+    if failures:
+        error = _innermost(failures[0].step_failure_data.error)
+        if error is not None:
+            # The message starts with the exception's qualified name; ours name the file anyway.
+            message = error.message.split(": ", 1)[-1] if ": " in error.message else error.message
+            return steps, _condense(message)
+    return steps, "the run failed without a step failure (see the Dagster UI)"
+
+
+def not_run_steps(result, instance) -> list[str]:  # noqa: ANN001 - Dagster objects
+    """Steps of the run's plan that never started (skipped after a failure)."""
+    plan = instance.get_execution_plan_snapshot(result.dagster_run.execution_plan_snapshot_id)
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    return sorted(step.key for step in plan.steps if step.key not in started)
+
+
 def warehouse_summary(warehouse: Path) -> list[tuple[str, str, int]]:
     """(schema, table, rows) for every table in the warehouse, read-only."""
     import duckdb
@@ -158,13 +240,20 @@ def run(days: int, end: dt.date | None, full_each_day: bool) -> int:
         if sink_url:
             log.info("local provider sink listening on %s", sink_url)
         defs = load_defs()
-        job = defs.resolve_job_def("daily_pipeline")
-        later = None if full_each_day else catch_up_selection(defs, "daily_pipeline")
+        with warnings.catch_warnings():
+            # Dagster warns on every load that the daily job mixes partitioned and unpartitioned
+            # assets; it does so on purpose (see orchestration/defs/pipeline/jobs.py).
+            warnings.filterwarnings("ignore", message=".*varying BackfillPolicies")
+            job = defs.resolve_job_def("daily_pipeline")
+            # Without -v, a failed date is one summary line of ours, not Dagster's ERROR lines (the
+            # stack trace, one line per step it skipped); the UI keeps all of them.
+            run_job = job if verbose else job.with_logger_defs({"console": quiet_console_logger()})
+            later = None if full_each_day else catch_up_selection(defs, "daily_pipeline")
         instance = dg.DagsterInstance.get()
         for i, date in enumerate(dates):
             t0 = time.monotonic()
             selection = None if (i == 0 or later is None) else later
-            result = job.execute_in_process(
+            result = run_job.execute_in_process(
                 partition_key=date,
                 instance=instance,
                 run_config={"loggers": {"console": {"config": {"log_level": console_level}}}},
@@ -173,13 +262,16 @@ def run(days: int, end: dt.date | None, full_each_day: bool) -> int:
                 raise_on_error=False,
             )
             if not result.success:
-                failed = [e.step_key for e in result.all_events if e.is_step_failure]
+                step, reason = failure_reason(result)
+                skipped = len(not_run_steps(result, instance))
                 log.error(
-                    "campaign date %s failed at %s; fix the cause and rerun `make run` "
-                    "(finished dates are not redone differently: reruns are idempotent). "
-                    "Details in the Dagster UI (`make dev`), run %s.",
+                    "campaign date %s failed at %s: %s\n  %s; fix the cause and rerun "
+                    "`tessera run` (reruns are idempotent). Stack trace: `tessera -v run`, or the "
+                    "Dagster UI (`make dev`), run %s.",
                     date,
-                    ", ".join(failed) or "an unknown step",
+                    step,
+                    reason,
+                    f"{skipped} later step(s) not run" if skipped else "no later step ran",
                     result.run_id,
                 )
                 return 1

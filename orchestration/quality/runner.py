@@ -86,8 +86,8 @@ class SuiteResult:
     def outcome(self, rule: str) -> RuleOutcome:
         return next(o for o in self.outcomes if o.rule == rule)
 
-    def headline(self) -> str:
-        """One sentence for the UI and logs: what failed, how badly."""
+    def headline(self, only: Severity | None = None) -> str:
+        """One sentence for the UI and logs: what failed, how badly (``only``: rules at that level)."""
         if self.problem:
             return f"{self.relation}: {self.problem}"
         if self.not_provided:
@@ -101,6 +101,8 @@ class SuiteResult:
             )
         parts = []
         for o in self.failures:
+            if only is not None and o.severity != only:
+                continue
             count = f", {o.bad_rows:,} rows" if o.bad_rows is not None else ""
             where = f" ({', '.join(o.fields)})" if o.fields else ""
             parts.append(f"{o.rule}{where} [{o.severity}]: observed {o.observed_text}, "

@@ -72,6 +72,10 @@ def check_result(result: SuiteResult, check_key: dg.AssetCheckKey) -> dg.AssetCh
         metadata={
             "source": "source not provided" if result.not_provided else "provided",
             "summary": dg.MetadataValue.text(result.headline()),
+            # What blocks, without the warnings: `tessera run` prints it for a failed date.
+            "blocking_summary": dg.MetadataValue.text(
+                result.headline(only=Severity.ERROR) if result.severity == Severity.ERROR else ""
+            ),
             "report": dg.MetadataValue.md(result.to_markdown()),
             "rows_checked": result.rows,
             "blocking_failures": sum(f.severity == Severity.ERROR for f in failures)

@@ -97,3 +97,50 @@ def test_missing_score_columns_segment_into_unscored_buckets():
     result = segment_customers(frame, DEMO, D)
     assert set(result.membership["churn_risk"]) == {"churn_unscored"}
     assert "churn_probability" in result.missing_attributes
+
+
+# --- catalog parts that need an optional source the shop does not provide --------------------
+
+
+def test_without_events_the_activity_dimension_and_cart_groups_are_named() -> None:
+    from campaigns.segmentation import unavailable_parts
+
+    parts = unavailable_parts(DEMO, ["events"])
+    assert parts.sources == ("events",)
+    assert parts.dimensions == ("activity",)
+    assert {"cart_abandoners", "cart_abandoners_gold", "new_handbag_browsers"} <= set(
+        parts.target_groups
+    )
+    assert "lapsed_top_spenders" not in parts.target_groups  # orders only
+    message = parts.message(D)
+    assert "events not provided" in message and "activity" in message
+    assert "cart_abandoners" in message
+
+
+def test_a_group_that_names_a_dimension_of_a_missing_source_is_named() -> None:
+    from campaigns.catalog import Catalog
+    from campaigns.segmentation import unavailable_parts
+
+    raw = DEMO.model_dump(by_alias=True, exclude_none=True)
+    raw["target_groups"].append({"id": "openers", "where": {"response": {"eq": "opener"}}})
+    catalog = Catalog.model_validate(raw)
+    parts = unavailable_parts(catalog, ["campaign_responses"])
+    assert "response" in parts.dimensions
+    assert "openers" in parts.target_groups
+    assert "big_spenders_never_responded" in parts.target_groups
+
+
+def test_with_every_source_nothing_is_unavailable() -> None:
+    from campaigns.segmentation import unavailable_parts
+
+    parts = unavailable_parts(DEMO, [])
+    assert not parts
+    assert parts.as_metadata() == {"sources_not_provided": [], "dimensions": [],
+                                   "target_groups": []}  # fmt: skip
+
+
+def test_every_source_feature_is_a_catalog_attribute() -> None:
+    from campaigns.attributes import FEATURE_ATTRIBUTES, SOURCE_FEATURES
+
+    for source, features in SOURCE_FEATURES.items():
+        assert set(features) <= set(FEATURE_ATTRIBUTES), source
