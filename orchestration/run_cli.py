@@ -271,7 +271,7 @@ def run(days: int, end: dt.date | None, full_each_day: bool) -> int:
                     date,
                     step,
                     reason,
-                    f"{skipped} later step(s) not run" if skipped else "no later step ran",
+                    f"{skipped} later step(s) not run" if skipped else "no step was skipped",
                     result.run_id,
                 )
                 return 1
