@@ -117,9 +117,7 @@ def test_a_missing_required_table_names_it(shop: Path) -> None:
 
 
 def test_the_failure_reason_of_a_landing_error_names_file_and_column(shop: Path) -> None:
-    (shop / "landing" / "orders" / "part-1.csv").write_text(
-        ORDERS.replace("amount", "amt", 1)
-    )
+    (shop / "landing" / "orders" / "part-1.csv").write_text(ORDERS.replace("amount", "amt", 1))
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [raw_tables, raw_contract_checks, downstream],
