@@ -68,7 +68,7 @@ class UnavailableParts:
         return (
             f"campaign date {as_of}: {', '.join(self.sources)} not provided; the catalog's "
             + " and ".join(parts)
-            + " depend on their features, which are NULL (a condition on a NULL feature does not "
+            + " depend on their features, which are NULL (a comparison with a NULL feature does not "
             "hold); see the README's 'Your own data'"
         )
 
