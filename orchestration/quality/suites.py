@@ -106,7 +106,9 @@ def _ts(col: str) -> str:
 
 
 def _num(col: str) -> str:
-    return f"try_cast({_txt(col)} as double)"
+    # Same parsing as dbt's parse_number: NaN and +-infinity (1e309 overflows to it) are no number.
+    cast = f"try_cast({_txt(col)} as double)"
+    return f"(case when isfinite({cast}) then {cast} end)"
 
 
 def _unparseable_ts(col: str) -> str:

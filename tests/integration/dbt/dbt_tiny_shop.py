@@ -24,6 +24,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 
 Row = tuple[str | None, ...]
 
+#: Texts a float cast reads as NaN or +-infinity (1e309 overflows): none of them is a number.
+NON_FINITE = ("NaN", "nan", "-nan", "Infinity", "-Infinity", "+inf", "inf", "1e309", "-1e309")
+
 #: Each row: (the landed text..., expected quarantine reason or None, expected is_blocking).
 CUSTOMERS: list[tuple[Row, str | None, bool]] = [
     (("c1", " Alice@Example.COM ", "+44 7700 900123", "2024-01-10T09:00:00", "GB", "true", "false", "Alice"), None, False),
@@ -49,6 +52,10 @@ ORDERS: list[tuple[Row, str | None, bool]] = [
     (("o8", "c1", "2025-05-01T10:00:00", "abc", "EUR", "completed"), "unparseable_number", True),
     (("o9", "c1", "2025-05-01T10:00:00", "12", "EUR", "shipped"), "invalid_status", True),
     (("o10", "c2", "not a date", "12", "EUR", "completed"), "unparseable_timestamp", True),
+    *(
+        ((f"o_nf{i}", "c1", "2025-05-01T10:00:00", text, "EUR", "completed"), "unparseable_number", True)
+        for i, text in enumerate(NON_FINITE)
+    ),
 ]  # fmt: skip
 
 ORDER_ITEMS: list[tuple[Row, str | None, bool]] = [
@@ -62,6 +69,14 @@ ORDER_ITEMS: list[tuple[Row, str | None, bool]] = [
     (("o1", "p8", "home", "-1", "10"), "negative_quantity", True),
     (("o6", "p1", "handbags", "1", "10"), "unknown_order", True),
     (("o1", "p1", "handbags", "1", "60"), "duplicate_key", True),
+    *(
+        ((f"o{1 + i % 2}", f"p_nf{i}", "home", text, "10"), "unparseable_number", True)
+        for i, text in enumerate(NON_FINITE)
+    ),
+    *(
+        ((f"o{1 + i % 2}", f"p_nf{i}", "home", "1", text), "unparseable_number", True)
+        for i, text in enumerate(NON_FINITE)
+    ),
 ]  # fmt: skip
 
 EVENTS: list[tuple[Row, str | None, bool]] = [
@@ -89,6 +104,10 @@ CAMPAIGN_RESPONSES: list[tuple[Row, str | None, bool]] = [
     (("m4", "c1", "camp2", "email", "delivered", "2024-12-01T08:00:00Z", None), None, False),
     (("m3", "c1", "camp2", "fax", "delivered", "2025-05-12T08:00:00Z", None), "invalid_channel", True),
     (("m1", "c1", "camp1", "email", "open", "2025-05-10T09:00:00Z", None), "duplicate_key", True),
+    *(
+        ((f"m_nf{i}", "c1", "camp1", "email", "conversion", "2025-05-11T10:00:00Z", text), "unparseable_number", True)
+        for i, text in enumerate(NON_FINITE)
+    ),
 ]  # fmt: skip
 
 TABLES: dict[str, list[tuple[Row, str | None, bool]]] = {

@@ -35,6 +35,13 @@ def test_one_text_amount_warns_and_shows_its_file_and_row(shop) -> None:
     assert "unparseable_amount (amount) [warn]" in result.headline()
 
 
+@pytest.mark.parametrize("text", ["NaN", "nan", "Infinity", "-Infinity", "inf", "1e309"])
+def test_a_non_finite_amount_is_unparseable_as_in_staging(shop, text) -> None:
+    add_rows(shop, "orders", [("o9", "c1", "2025-04-05", text, "EUR", "completed")])
+    result = validate(shop, raw_suite("orders", CLOCK))
+    assert result.outcome("unparseable_amount").bad_rows == 1
+
+
 def test_a_column_of_the_wrong_type_blocks(shop) -> None:
     shop.execute("update raw.orders set amount = 'twelve'")
     result = validate(shop, raw_suite("orders", CLOCK))
