@@ -8,6 +8,7 @@ names the file and the column; nothing is written then (one transaction for all 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ CONTRACT: dict[str, TableContract] = {
             "email_opt_in",
             "sms_opt_in",
         ),
-        optional=("first_name",),
+        optional=("first_name", "updated_at"),
     ),
     "orders": TableContract(
         required=("order_id", "customer_id", "ordered_at", "amount", "currency", "status")
@@ -55,6 +56,11 @@ CONTRACT: dict[str, TableContract] = {
         optional=("revenue",),
     ),
 }
+
+#: Tables whose later copies of a key update the earlier ones (customers: consent, address).
+#: Their rows also carry `_source_modified_at`, the file's modification time (UTC), which orders
+#: copies that have no `updated_at` (see docs/data-model.md, "Customers are a changing table").
+VERSIONED_TABLES = frozenset({"customers"})
 
 #: Tables whose landing folder may be absent: a shop without campaigns yet has no responses.
 OPTIONAL_TABLES = frozenset({"campaign_responses"})
@@ -177,10 +183,17 @@ def _select_sql(path: Path, table: str, present: dict[str, str], relative_to: Pa
         label = str(path)
     label = label.replace("'", "''")
     row = "file_row_number + 1" if _is_parquet(path) else "row_number() over ()"
-    return (
-        f"select {', '.join(cols)}, '{label}' as _source_file, cast({row} as bigint) as _source_row"
-        f" from {_scan_sql(path)}"
-    )
+    provenance = f"'{label}' as _source_file, cast({row} as bigint) as _source_row"
+    if table in VERSIONED_TABLES:
+        provenance += f", cast('{_modified_at(path)}' as timestamp) as _source_modified_at"
+    return f"select {', '.join(cols)}, {provenance} from {_scan_sql(path)}"
+
+
+def _modified_at(path: Path) -> str:
+    """The file's modification time as UTC timestamp text (microseconds)."""
+    seconds, nanos = divmod(path.stat().st_mtime_ns, 1_000_000_000)
+    stamp = dt.datetime.fromtimestamp(seconds, tz=dt.UTC) + dt.timedelta(microseconds=nanos // 1000)
+    return stamp.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def plan_table(

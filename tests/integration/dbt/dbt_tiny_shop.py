@@ -12,7 +12,7 @@ AS_OF = "2025-06-02"
 COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": (
         "customer_id", "email", "phone", "created_at", "country",
-        "email_opt_in", "sms_opt_in", "first_name",
+        "email_opt_in", "sms_opt_in", "first_name", "updated_at",
     ),
     "orders": ("order_id", "customer_id", "ordered_at", "amount", "currency", "status"),
     "order_items": ("order_id", "product_id", "category", "quantity", "unit_price"),
@@ -33,7 +33,10 @@ CUSTOMERS: list[tuple[Row, str | None, bool]] = [
     (("c2", "bob@example", "07700 900456", "2025-05-01 12:00:00+02:00", "gb", "yes", "1", "Bob"), "bad_email", False),
     (("c3", "carol@example.com", "", "2025-06-05T00:00:00", "US", "no", "no", None), None, False),
     (("c4", "dave@example.com", "555", "2025-06-01T23:59:59Z", "DE", "maybe", "0", None), "bad_phone", False),
-    (("c1", "alice@example.com", "+447700900123", "2024-01-10T09:00:00", "GB", "true", "false", "Alice"), "duplicate_key", True),
+    # The same customer again, identical after normalisation: a re-send, staged, not quarantined.
+    (("c1", "alice@example.com", "+447700900123", "2024-01-10T09:00:00", "GB", "true", "false", "Alice"), None, False),
+    # The same customer in the same file at the same (no) updated_at, but different: a conflict.
+    (("c1", "alice@other.example", "+447700900123", "2024-01-10T09:00:00", "GB", "false", "false", "Alice"), "duplicate_key", True),
     (("", "nobody@example.com", "", "2024-01-10", "GB", "true", "true", None), "missing_key", True),
     (("c9", "c9@example.com", "", "yesterday", "GB", "true", "true", None), "unparseable_timestamp", True),
     (("c8", "c8@example.com", "", "2999-01-01T00:00:00", "GB", "true", "true", None), "future_timestamp", True),
@@ -136,22 +139,40 @@ LATE_ROWS: dict[str, list[Row]] = {
 }
 
 
+#: Tables whose raw rows also carry the landing file's modification time (orchestration/landing.py).
+VERSIONED = {"customers"}
+#: The modification time of the tiny shop's files.
+LANDED_AT = "2025-06-01 12:00:00"
+
+
 def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create empty raw.<table> tables as the landing loader does: text columns + provenance."""
     con.execute("create schema if not exists raw")
     for table, columns in COLUMNS.items():
         cols = ", ".join(f"{c} varchar" for c in columns)
-        con.execute(f"create table raw.{table} ({cols}, _source_file varchar, _source_row bigint)")
+        extra = ", _source_modified_at timestamp" if table in VERSIONED else ""
+        con.execute(
+            f"create table raw.{table} ({cols}, _source_file varchar, _source_row bigint{extra})"
+        )
 
 
 def append_rows(
-    con: duckdb.DuckDBPyConnection, table: str, rows: list[Row], source_file: str
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    rows: list[Row],
+    source_file: str,
+    modified_at: str = LANDED_AT,
 ) -> None:
-    """Append landed rows as if they came from one more file."""
-    placeholders = ", ".join("?" for _ in range(len(COLUMNS[table]) + 2))
+    """Append landed rows as if they came from one more file (short rows: trailing NULLs)."""
+    width = len(COLUMNS[table])
+    extra = (modified_at,) if table in VERSIONED else ()
+    placeholders = ", ".join("?" for _ in range(width + 2 + len(extra)))
     con.executemany(
         f"insert into raw.{table} values ({placeholders})",
-        [(*row, source_file, i) for i, row in enumerate(rows, start=1)],
+        [
+            (*row, *([None] * (width - len(row))), source_file, i, *extra)
+            for i, row in enumerate(rows, start=1)
+        ],
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
 from pathlib import Path
 
@@ -235,3 +236,25 @@ def test_non_utf8_byte_deep_in_a_file_names_the_file(landing: Path, con) -> None
     assert "utf-8" in message.lower()
     # All or nothing: the failed load wrote nothing.
     assert con.execute("select count(*) from raw.orders").fetchall() == before
+
+
+def test_customer_rows_carry_their_files_modification_time(landing: Path, con) -> None:
+    update = landing / "customers" / "update-2025-06-03.csv"
+    update.write_text(
+        "customer_id,email,phone,created_at,country,email_opt_in,sms_opt_in,updated_at\n"
+        "C1,a@example.com,,2025-01-01T09:00:00+01:00,DE,false,false,2025-06-03T10:00:00Z\n"
+    )
+    stamp = 1_748_944_800  # 2025-06-03 10:00:00 UTC
+    os.utime(update, (stamp, stamp))
+    load_landing(con, landing)
+    rows = con.execute(
+        "select _source_file, updated_at, cast(_source_modified_at as varchar) "
+        "from raw.customers order by _source_file, _source_row"
+    ).fetchall()
+    assert rows[-1] == (
+        "customers/update-2025-06-03.csv",
+        "2025-06-03T10:00:00Z",
+        "2025-06-03 10:00:00",
+    )
+    # updated_at is optional: files without it load with NULLs.
+    assert rows[0][1] is None

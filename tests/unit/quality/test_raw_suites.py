@@ -80,6 +80,27 @@ def test_timestamps_later_than_now_are_flagged_but_earlier_data_after_as_of_is_n
     assert result.examples["future_occurred_at"]["occurred_at"].tolist() == ["2099-01-01T00:00:00"]
 
 
+CLEAN_CUSTOMER = ("c1", "ann@example.com", "+49 170 1234567", "2025-01-01T09:00:00", "DE", "true",
+                  "false")  # fmt: skip
+
+
+def test_customer_updates_and_re_sends_are_no_duplicates(shop) -> None:
+    opted_out = (*CLEAN_CUSTOMER[:5], "false", "false")
+    add_rows(shop, "customers", [(*opted_out, "2025-06-01T00:00:00Z")])  # same file, later
+    add_rows(shop, "customers", [opted_out], source_file="customers/update.csv")  # later file
+    # A re-send of the first copy, written a little differently.
+    add_rows(shop, "customers", [("c1", " ANN@example.com ", *CLEAN_CUSTOMER[2:])])
+    result = validate(shop, raw_suite("customers", CLOCK))
+    assert result.outcome("duplicate_customer_id").bad_rows == 0
+
+
+def test_conflicting_customer_copies_in_one_file_are_duplicates(shop) -> None:
+    add_rows(shop, "customers", [(*CLEAN_CUSTOMER[:5], "false", "false")])
+    result = validate(shop, raw_suite("customers", CLOCK))
+    outcome = result.outcome("duplicate_customer_id")
+    assert outcome.bad_rows == 1 and not outcome.passed
+
+
 def test_event_type_outside_the_allowed_set_is_reported(shop) -> None:
     add_rows(shop, "events", [("c1", "2025-05-01", "purchase", None)])
     result = validate(shop, raw_suite("events", CLOCK))
