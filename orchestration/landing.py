@@ -8,6 +8,7 @@ names the file and the column; nothing is written then (one transaction for all 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ CONTRACT: dict[str, TableContract] = {
             "email_opt_in",
             "sms_opt_in",
         ),
-        optional=("first_name",),
+        optional=("first_name", "updated_at"),
     ),
     "orders": TableContract(
         required=("order_id", "customer_id", "ordered_at", "amount", "currency", "status")
@@ -62,7 +63,14 @@ CONTRACT: dict[str, TableContract] = {
 OPTIONAL_TABLES = frozenset({"order_items", "events", "campaign_responses"})
 REQUIRED_TABLES = tuple(t for t in CONTRACT if t not in OPTIONAL_TABLES)
 
-_SUFFIXES = (".parquet", ".csv")
+#: Tables whose later copies of a key update the earlier ones (customers: consent, address).
+#: Their rows also carry `_source_modified_at`, the file's modification time (UTC), which orders
+#: copies that have no `updated_at` (see docs/data-model.md, "Customers are a changing table").
+VERSIONED_TABLES = frozenset({"customers"})
+
+#: File name endings that are loaded (case-insensitive); every other file in a table's folder
+#: is an error, so nothing is skipped without a word.
+LOADABLE_SUFFIXES = (".parquet", ".csv", ".csv.gz")
 
 
 class LandingError(ValueError):
@@ -77,6 +85,8 @@ class TableLoad:
     files: list[Path] = field(default_factory=list)
     rows: int = 0
     ignored_columns: dict[str, list[str]] = field(default_factory=dict)
+    #: Each file's select, to name the file when the combined read fails deep inside one.
+    file_selects: dict[Path, str] = field(default_factory=dict, repr=False)
 
     @property
     def provided(self) -> bool:
@@ -84,22 +94,63 @@ class TableLoad:
         return self.rows > 0
 
 
+def _loadable(path: Path) -> bool:
+    return path.name.lower().endswith(LOADABLE_SUFFIXES)
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.name.lower().endswith(".parquet")
+
+
 def landing_files(landing_dir: Path, table: str) -> list[Path]:
-    """The files of one table: `<table>/*.parquet|*.csv` or a single `<table>.parquet|.csv`."""
+    """The files of one table: `<table>/*.parquet|*.csv|*.csv.gz` or one `<table>.<suffix>` file.
+
+    Names starting with "." (writers' temporary files before their atomic rename, `.DS_Store`)
+    are the only ones ignored. Any other file or folder in the table's folder that is not
+    loadable, and a `<table>.<suffix>` file beside an existing `<table>/` folder, is a
+    LandingError that names them: a file is either loaded or reported, never skipped.
+    """
     folder = landing_dir / table
+    beside = sorted(
+        p for p in landing_dir.glob(f"{glob_literal(table)}.*") if not p.name.startswith(".")
+    )
     if folder.is_dir():
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _SUFFIXES)
-        # Hidden and temporary files are writers' work in progress (atomic rename pending).
-        return [p for p in files if not p.name.startswith((".", "_"))]
-    return [p for p in (landing_dir / f"{table}{s}" for s in _SUFFIXES) if p.is_file()]
+        if beside:
+            raise LandingError(
+                f"{', '.join(map(str, beside))}: a file for table '{table}' beside its folder "
+                f"{folder}; move it into the folder (or remove the folder) so that one place "
+                "holds the table"
+            )
+        entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+        rejected = [p for p in entries if not (p.is_file() and _loadable(p))]
+        if rejected:
+            raise LandingError(
+                f"{', '.join(map(str, rejected))}: not a loadable file for table '{table}' "
+                f"(expected {', '.join('*' + s for s in LOADABLE_SUFFIXES)}; sub-folders are not "
+                "read); convert, move or remove it"
+            )
+        return entries
+    rejected = [p for p in beside if not (p.is_file() and _loadable(p))]
+    if rejected:
+        raise LandingError(
+            f"{', '.join(map(str, rejected))}: not a loadable file for table '{table}' "
+            f"(expected {', '.join(table + s for s in LOADABLE_SUFFIXES)})"
+        )
+    return beside
+
+
+def glob_literal(text: str) -> str:
+    """`text` as a glob pattern matching only itself: DuckDB's readers (and pathlib) expand
+    `*`, `?` and `[...]` in file names, so a file called `p*.csv` would also read `part1.csv`."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def _scan_sql(path: Path) -> str:
-    quoted = str(path).replace("'", "''")
-    if path.suffix.lower() == ".parquet":
+    quoted = glob_literal(str(path)).replace("'", "''")
+    if _is_parquet(path):
         return f"read_parquet('{quoted}', file_row_number = true)"
     # all_varchar: the text as it landed; types are staging's job. Header names are matched
-    # case-insensitively below.
+    # case-insensitively below. `.csv.gz` is decompressed by the reader (by its name).
     return f"read_csv('{quoted}', header = true, all_varchar = true, auto_detect = true)"
 
 
@@ -113,7 +164,8 @@ def _file_columns(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> lis
         rows = con.execute(f"describe select * from {_scan_sql(path)}").fetchall()
     except duckdb.Error as exc:
         raise LandingError(
-            f"{path}: cannot be read as {path.suffix[1:]} for table '{table}': {_first_line(exc)}"
+            f"{path}: cannot be read as {'parquet' if _is_parquet(path) else 'csv'} for table "
+            f"'{table}': {_first_line(exc)}"
         ) from exc
     return [r[0] for r in rows if r[0] != "file_row_number"]
 
@@ -138,12 +190,18 @@ def _select_sql(path: Path, table: str, present: dict[str, str], relative_to: Pa
     except ValueError:
         label = str(path)
     label = label.replace("'", "''")
-    is_parquet = path.suffix.lower() == ".parquet"
-    row = "file_row_number + 1" if is_parquet else "row_number() over ()"
-    return (
-        f"select {', '.join(cols)}, '{label}' as _source_file, cast({row} as bigint) as _source_row"
-        f" from {_scan_sql(path)}"
-    )
+    row = "file_row_number + 1" if _is_parquet(path) else "row_number() over ()"
+    provenance = f"'{label}' as _source_file, cast({row} as bigint) as _source_row"
+    if table in VERSIONED_TABLES:
+        provenance += f", cast('{_modified_at(path)}' as timestamp) as _source_modified_at"
+    return f"select {', '.join(cols)}, {provenance} from {_scan_sql(path)}"
+
+
+def _modified_at(path: Path) -> str:
+    """The file's modification time as UTC timestamp text (microseconds)."""
+    seconds, nanos = divmod(path.stat().st_mtime_ns, 1_000_000_000)
+    stamp = dt.datetime.fromtimestamp(seconds, tz=dt.UTC) + dt.timedelta(microseconds=nanos // 1000)
+    return stamp.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def plan_table(
@@ -157,8 +215,8 @@ def plan_table(
         if table in OPTIONAL_TABLES:
             return load, None
         raise LandingError(
-            f"{landing_dir / table}: no landing files for table '{table}' (expected *.parquet or "
-            f"*.csv in that folder, or {table}.parquet / {table}.csv beside it); "
+            f"{landing_dir / table}: no landing files for table '{table}' (expected *.parquet, "
+            f"*.csv or *.csv.gz in that folder, or one {table}.parquet / {table}.csv beside it); "
             f"{' and '.join(REQUIRED_TABLES)} are required, "
             f"{', '.join(sorted(OPTIONAL_TABLES))} are optional"
         )
@@ -177,8 +235,26 @@ def plan_table(
         if extra:
             load.ignored_columns[path.name] = extra
             log.warning("%s: ignoring column(s) %s not in the contract", path, ", ".join(extra))
-        selects.append(_select_sql(path, table, present, landing_dir))
+        load.file_selects[path] = _select_sql(path, table, present, landing_dir)
+        selects.append(load.file_selects[path])
     return load, " union all ".join(selects)
+
+
+def _failing_file(con: duckdb.DuckDBPyConnection, load: TableLoad) -> tuple[Path, str] | None:
+    """The first file of a table whose full read fails, with DuckDB's reason (None if none).
+
+    Planning reads only a sample of each file, so an encoding error deep in a file surfaces in
+    the combined load, where DuckDB's message does not say which file; each file is re-read
+    alone to find it. Runs only after a failure, outside the load's transaction."""
+    for path, sql in load.file_selects.items():
+        # Materialised, not counted: a count reads no column, so it would not decode the text.
+        try:
+            con.execute(f"create or replace temp table _tessera_landing_probe as {sql}")
+        except duckdb.Error as exc:
+            return path, _first_line(exc)
+        finally:
+            con.execute("drop table if exists _tessera_landing_probe")
+    return None
 
 
 def load_landing(
@@ -200,6 +276,7 @@ def load_landing(
     tables = tables or tuple(CONTRACT)
     plans = {t: plan_table(con, landing_dir, t) for t in tables}
     con.execute("create schema if not exists raw")
+    failed: tuple[TableLoad, duckdb.Error] | None = None
     con.execute("begin transaction")
     try:
         for table, (load, sql) in plans.items():
@@ -213,12 +290,24 @@ def load_landing(
             try:
                 con.execute(f"create or replace table raw.{table} as {sql}")
             except duckdb.Error as exc:
-                raise LandingError(
-                    f"{landing_dir / table}: reading table '{table}' failed: {_first_line(exc)}"
-                ) from exc
+                failed = (load, exc)
+                raise
             load.rows = con.execute(f"select count(*) from raw.{table}").fetchall()[0][0]
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
-        raise
+        if failed is None:
+            raise
+        load, exc = failed
+        culprit = _failing_file(con, load)
+        if culprit is None:
+            raise LandingError(
+                f"{landing_dir / load.table}: reading table '{load.table}' failed: "
+                f"{_first_line(exc)}"
+            ) from exc
+        path, reason = culprit
+        raise LandingError(
+            f"{path}: cannot be read as {'parquet' if _is_parquet(path) else 'csv'} for table "
+            f"'{load.table}': {reason}"
+        ) from exc
     return {t: load for t, (load, _) in plans.items()}

@@ -32,8 +32,10 @@ population as (
         customers.is_sms_opt_in,
         customers.created_at
     from as_of_dates
-    inner join {{ ref('dim_customers') }} as customers
-        on customers.created_at < cast(as_of_dates.as_of_date as timestamp)
+    -- The customer's state (consent, country) in effect at each date, not today's.
+    inner join {{ ref('dim_customers_history') }} as customers
+        on {{ customer_version_at('as_of_dates.as_of_date', 'customers') }}
+        and customers.created_at < cast(as_of_dates.as_of_date as timestamp)
         {{- only_listed(customers_relation, 'customers') }}
 ),
 

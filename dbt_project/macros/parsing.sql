@@ -30,9 +30,27 @@
     try_cast({{ field }} as {{ type }})
 {%- endmacro %}
 
-{#- A decimal number text ("12.50"; no thousands separators) as a double. -#}
+{#- A decimal number text ("12.50"; no thousands separators) as a finite double. Text the cast
+    reads as a non-finite value (NaN, nan, Infinity, -inf, or 1e309, which overflows to
+    infinity) is NULL like any other unparseable text: NaN compares as greater than every
+    number, so it would pass "amount >= 0" and poison every sum downstream. -#}
 {% macro parse_number(column) -%}
-    {{ try_cast_as("nullif(trim(" ~ column ~ "), '')", "double precision") }}
+    {{ finite_or_null(try_cast_as("nullif(trim(" ~ column ~ "), '')", "double precision")) }}
+{%- endmacro %}
+
+{#- The double expression, or NULL when it is NaN or +-infinity. -#}
+{% macro finite_or_null(expression) -%}
+    {{ adapter.dispatch('finite_or_null', 'tessera')(expression) }}
+{%- endmacro %}
+
+{% macro default__finite_or_null(expression) -%}
+    {#- NaN is outside every range (unordered in IEEE, greatest in PostgreSQL). -#}
+    case when ({{ expression }}) between -1.7976931348623157e308 and 1.7976931348623157e308
+        then {{ expression }} end
+{%- endmacro %}
+
+{% macro duckdb__finite_or_null(expression) -%}
+    case when isfinite({{ expression }}) then {{ expression }} end
 {%- endmacro %}
 
 {#- A boolean text: true/false, t/f, yes/no, y/n, 1/0 (any case); anything else is NULL. -#}

@@ -106,7 +106,9 @@ def _ts(col: str) -> str:
 
 
 def _num(col: str) -> str:
-    return f"try_cast({_txt(col)} as double)"
+    # Same parsing as dbt's parse_number: NaN and +-infinity (1e309 overflows to it) are no number.
+    cast = f"try_cast({_txt(col)} as double)"
+    return f"(case when isfinite({cast}) then {cast} end)"
 
 
 def _unparseable_ts(col: str) -> str:
@@ -222,6 +224,30 @@ def _with_copy_rank(relation: str, key: str) -> str:
     )
 
 
+def _with_customer_conflicts(relation: str) -> str:
+    """The customers as ``t`` with ``_conflict``: true for a copy of a customer_id that
+    disagrees with the first copy in the same file at the same updated_at (staging's
+    duplicate_key). The values are compared about as staging normalises them."""
+    state = ", ".join(
+        f"coalesce({expr}, chr(0))"
+        for expr in (
+            "lower(trim(email))",
+            "regexp_replace(phone, '[^0-9]', '', 'g')",
+            "trim(created_at)",
+            "upper(trim(country))",
+            "trim(first_name)",
+            "lower(trim(email_opt_in))",
+            "lower(trim(sms_opt_in))",
+        )
+    )
+    state = f"concat_ws(chr(31), {state})"
+    return (
+        f"(select *, nullif(trim(customer_id), '') is not null and {state} <> first_value({state}) "
+        "over (partition by trim(customer_id), _source_file, nullif(trim(updated_at), '') "
+        f"order by _source_row) as _conflict from {relation}) as t"
+    )
+
+
 def _parent_join(relation: str, key: str, alias: str, child_key: str | None = None) -> str:
     child_key = child_key or key
     return (
@@ -235,8 +261,11 @@ def _raw_customers(clock: Clock, th: Thresholds) -> Suite:
         _rows_rule("customers"),
         _row_level("missing_customer_id", "customers without a customer_id",
                    _missing("customer_id"), ("customer_id",), th.max_bad_share),
-        _row_level("duplicate_customer_id", "repeated copies of a customer_id (first copy kept)",
-                   "t._copy > 1", ("customer_id",), th.max_bad_share),
+        _row_level("duplicate_customer_id",
+                   "copies of a customer_id in one file at the same updated_at that disagree "
+                   "with the first (later files and updated_at values are updates, identical "
+                   "copies re-sends: neither counts)",
+                   "t._conflict", ("customer_id", "updated_at"), th.max_bad_share),
         _row_level("unparseable_created_at", "customers whose created_at is not a timestamp",
                    _unparseable_ts("created_at"), ("created_at",), th.max_bad_share),
         _future("customers", "created_at", clock, th),
@@ -256,7 +285,7 @@ def _raw_customers(clock: Clock, th: Thresholds) -> Suite:
         required_columns=("customer_id", "email", "phone", "created_at", "country",
                           "email_opt_in", "sms_opt_in"),
         rules=tuple(rules),
-        from_sql=_with_copy_rank("raw.customers", "customer_id"),
+        from_sql=_with_customer_conflicts("raw.customers"),
         example_columns=("customer_id",),
     )  # fmt: skip
 

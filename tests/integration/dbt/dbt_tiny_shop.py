@@ -12,7 +12,7 @@ AS_OF = "2025-06-02"
 COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": (
         "customer_id", "email", "phone", "created_at", "country",
-        "email_opt_in", "sms_opt_in", "first_name",
+        "email_opt_in", "sms_opt_in", "first_name", "updated_at",
     ),
     "orders": ("order_id", "customer_id", "ordered_at", "amount", "currency", "status"),
     "order_items": ("order_id", "product_id", "category", "quantity", "unit_price"),
@@ -24,13 +24,19 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 
 Row = tuple[str | None, ...]
 
+#: Texts a float cast reads as NaN or +-infinity (1e309 overflows): none of them is a number.
+NON_FINITE = ("NaN", "nan", "-nan", "Infinity", "-Infinity", "+inf", "inf", "1e309", "-1e309")
+
 #: Each row: (the landed text..., expected quarantine reason or None, expected is_blocking).
 CUSTOMERS: list[tuple[Row, str | None, bool]] = [
     (("c1", " Alice@Example.COM ", "+44 7700 900123", "2024-01-10T09:00:00", "GB", "true", "false", "Alice"), None, False),
     (("c2", "bob@example", "07700 900456", "2025-05-01 12:00:00+02:00", "gb", "yes", "1", "Bob"), "bad_email", False),
     (("c3", "carol@example.com", "", "2025-06-05T00:00:00", "US", "no", "no", None), None, False),
     (("c4", "dave@example.com", "555", "2025-06-01T23:59:59Z", "DE", "maybe", "0", None), "bad_phone", False),
-    (("c1", "alice@example.com", "+447700900123", "2024-01-10T09:00:00", "GB", "true", "false", "Alice"), "duplicate_key", True),
+    # The same customer again, identical after normalisation: a re-send, staged, not quarantined.
+    (("c1", "alice@example.com", "+447700900123", "2024-01-10T09:00:00", "GB", "true", "false", "Alice"), None, False),
+    # The same customer in the same file at the same (no) updated_at, but different: a conflict.
+    (("c1", "alice@other.example", "+447700900123", "2024-01-10T09:00:00", "GB", "false", "false", "Alice"), "duplicate_key", True),
     (("", "nobody@example.com", "", "2024-01-10", "GB", "true", "true", None), "missing_key", True),
     (("c9", "c9@example.com", "", "yesterday", "GB", "true", "true", None), "unparseable_timestamp", True),
     (("c8", "c8@example.com", "", "2999-01-01T00:00:00", "GB", "true", "true", None), "future_timestamp", True),
@@ -49,6 +55,10 @@ ORDERS: list[tuple[Row, str | None, bool]] = [
     (("o8", "c1", "2025-05-01T10:00:00", "abc", "EUR", "completed"), "unparseable_number", True),
     (("o9", "c1", "2025-05-01T10:00:00", "12", "EUR", "shipped"), "invalid_status", True),
     (("o10", "c2", "not a date", "12", "EUR", "completed"), "unparseable_timestamp", True),
+    *(
+        ((f"o_nf{i}", "c1", "2025-05-01T10:00:00", text, "EUR", "completed"), "unparseable_number", True)
+        for i, text in enumerate(NON_FINITE)
+    ),
 ]  # fmt: skip
 
 ORDER_ITEMS: list[tuple[Row, str | None, bool]] = [
@@ -62,6 +72,14 @@ ORDER_ITEMS: list[tuple[Row, str | None, bool]] = [
     (("o1", "p8", "home", "-1", "10"), "negative_quantity", True),
     (("o6", "p1", "handbags", "1", "10"), "unknown_order", True),
     (("o1", "p1", "handbags", "1", "60"), "duplicate_key", True),
+    *(
+        ((f"o{1 + i % 2}", f"p_nf{i}", "home", text, "10"), "unparseable_number", True)
+        for i, text in enumerate(NON_FINITE)
+    ),
+    *(
+        ((f"o{1 + i % 2}", f"p_nf{i}", "home", "1", text), "unparseable_number", True)
+        for i, text in enumerate(NON_FINITE)
+    ),
 ]  # fmt: skip
 
 EVENTS: list[tuple[Row, str | None, bool]] = [
@@ -89,6 +107,10 @@ CAMPAIGN_RESPONSES: list[tuple[Row, str | None, bool]] = [
     (("m4", "c1", "camp2", "email", "delivered", "2024-12-01T08:00:00Z", None), None, False),
     (("m3", "c1", "camp2", "fax", "delivered", "2025-05-12T08:00:00Z", None), "invalid_channel", True),
     (("m1", "c1", "camp1", "email", "open", "2025-05-10T09:00:00Z", None), "duplicate_key", True),
+    *(
+        ((f"m_nf{i}", "c1", "camp1", "email", "conversion", "2025-05-11T10:00:00Z", text), "unparseable_number", True)
+        for i, text in enumerate(NON_FINITE)
+    ),
 ]  # fmt: skip
 
 TABLES: dict[str, list[tuple[Row, str | None, bool]]] = {
@@ -117,22 +139,40 @@ LATE_ROWS: dict[str, list[Row]] = {
 }
 
 
+#: Tables whose raw rows also carry the landing file's modification time (orchestration/landing.py).
+VERSIONED = {"customers"}
+#: The modification time of the tiny shop's files.
+LANDED_AT = "2025-06-01 12:00:00"
+
+
 def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create empty raw.<table> tables as the landing loader does: text columns + provenance."""
     con.execute("create schema if not exists raw")
     for table, columns in COLUMNS.items():
         cols = ", ".join(f"{c} varchar" for c in columns)
-        con.execute(f"create table raw.{table} ({cols}, _source_file varchar, _source_row bigint)")
+        extra = ", _source_modified_at timestamp" if table in VERSIONED else ""
+        con.execute(
+            f"create table raw.{table} ({cols}, _source_file varchar, _source_row bigint{extra})"
+        )
 
 
 def append_rows(
-    con: duckdb.DuckDBPyConnection, table: str, rows: list[Row], source_file: str
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    rows: list[Row],
+    source_file: str,
+    modified_at: str = LANDED_AT,
 ) -> None:
-    """Append landed rows as if they came from one more file."""
-    placeholders = ", ".join("?" for _ in range(len(COLUMNS[table]) + 2))
+    """Append landed rows as if they came from one more file (short rows: trailing NULLs)."""
+    width = len(COLUMNS[table])
+    extra = (modified_at,) if table in VERSIONED else ()
+    placeholders = ", ".join("?" for _ in range(width + 2 + len(extra)))
     con.executemany(
         f"insert into raw.{table} values ({placeholders})",
-        [(*row, source_file, i) for i, row in enumerate(rows, start=1)],
+        [
+            (*row, *([None] * (width - len(row))), source_file, i, *extra)
+            for i, row in enumerate(rows, start=1)
+        ],
     )
 
 

@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 from dbt_harness import TINY_VARS, Warehouse, failures
-from dbt_tiny_shop import AS_OF, LATE_ROWS, TABLES, append_rows
+from dbt_tiny_shop import AS_OF, LATE_ROWS, NON_FINITE, TABLES, append_rows
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +72,27 @@ def test_quarantine_keeps_the_original_text(tiny_warehouse: Warehouse) -> None:
         "select amount, reason from quarantine.quarantine_orders where order_id = 'o8'"
     )
     assert list(row.itertuples(index=False, name=None)) == [("abc", "unparseable_number")]
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [
+        ("orders", "amount"),
+        ("order_items", "quantity"),
+        ("order_items", "unit_price"),
+        ("campaign_responses", "revenue"),
+    ],
+)
+def test_non_finite_numbers_are_quarantined_as_unparseable(
+    tiny_warehouse: Warehouse, table: str, column: str
+) -> None:
+    got = tiny_warehouse.query(
+        f"select {column} as text, reason, is_blocking from quarantine.quarantine_{table} "
+        f"where {column} in ({', '.join('?' for _ in NON_FINITE)})",
+        list(NON_FINITE),
+    )
+    assert sorted(got.text) == sorted(NON_FINITE)
+    assert set(got.reason) == {"unparseable_number"} and got.is_blocking.all()
 
 
 def test_customer_with_bad_email_stays_with_a_flag(tiny_warehouse: Warehouse) -> None:

@@ -127,8 +127,12 @@ def test_failing_dbt_test_fails_the_step_names_the_test_and_frees_the_warehouse(
 ) -> None:
     data = _copy(built_shop, tmp_path / "data")
     with duckdb.connect(str(data / "warehouse.duckdb")) as con:
-        # A customer twice in dim_customers gives two feature rows: the key test fails.
-        con.execute("insert into marts.dim_customers select * from marts.dim_customers limit 1")
+        # A customer version twice in dim_customers_history (what features join as of D) gives
+        # two feature rows: the key test fails.
+        con.execute(
+            "insert into marts.dim_customers_history "
+            "select * from marts.dim_customers_history limit 1"
+        )
 
     result = _features(data, small_shop_end.isoformat())
 

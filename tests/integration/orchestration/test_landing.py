@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -144,7 +147,114 @@ def test_extra_columns_are_ignored_and_reported(landing: Path, con) -> None:
     assert loads["events"].ignored_columns == {"part-0.csv": ["user_agent"]}
 
 
-def test_temporary_files_of_writers_are_not_read(landing: Path, con) -> None:
+def test_hidden_files_are_not_read(landing: Path, con) -> None:
+    # Writers' temporary files before their atomic rename, and Finder's .DS_Store.
     (landing / "events" / ".part-9.parquet.tmp.csv").write_text("garbage")
-    (landing / "events" / "_incoming.csv").write_text("garbage")
+    (landing / "events" / ".DS_Store").write_bytes(b"\x00\x01")
     assert load_landing(con, landing)["events"].rows == 1
+
+
+def test_a_csv_whose_name_starts_with_an_underscore_is_loaded(landing: Path, con) -> None:
+    (landing / "events" / "_late.csv").write_text(EVENTS.replace("C1,", "C2,"))
+    load_landing(con, landing)
+    got = con.execute("select customer_id, _source_file from raw.events order by 1").fetchall()
+    assert got == [("C1", "events/part-0.csv"), ("C2", "events/_late.csv")]
+
+
+def test_gzipped_csv_is_loaded(landing: Path, con) -> None:
+    with gzip.open(landing / "events" / "part-1.csv.gz", "wt") as f:
+        f.write(EVENTS.replace("C1,", "C2,"))
+    load_landing(con, landing)
+    got = con.execute("select customer_id, _source_file from raw.events order by 1").fetchall()
+    assert got == [("C1", "events/part-0.csv"), ("C2", "events/part-1.csv.gz")]
+
+
+@pytest.mark.parametrize("name", ["p*.csv", "[a].csv", "p?rt-0.csv", "**.csv"])
+def test_file_names_are_literal_not_glob_patterns(landing: Path, con, name: str) -> None:
+    (landing / "events" / "a.csv").write_text(EVENTS.replace("C1,", "C3,"))
+    (landing / "events" / name).write_text(EVENTS.replace("C1,", "C2,"))
+    load_landing(con, landing)
+    got = con.execute("select customer_id, _source_file from raw.events order by 1").fetchall()
+    assert got == [
+        ("C1", "events/part-0.csv"),
+        ("C2", f"events/{name}"),
+        ("C3", "events/a.csv"),
+    ]
+
+
+def test_a_landing_folder_with_glob_characters_is_read_literally(tmp_path: Path, con) -> None:
+    landing = write_shop(tmp_path / "shop[1]*")
+    assert load_landing(con, landing)["customers"].rows == 2
+
+
+@pytest.mark.parametrize("name", ["part-1.tsv", "part-1.txt", "part-1.csv.zip", "notes"])
+def test_a_file_that_is_not_loadable_is_named_in_an_error(landing: Path, con, name: str) -> None:
+    (landing / "orders" / name).write_text(ORDERS)
+    with pytest.raises(LandingError, match=rf"orders/{re.escape(name)}: not a loadable file"):
+        load_landing(con, landing)
+
+
+def test_a_sub_folder_in_a_table_folder_is_named_in_an_error(landing: Path, con) -> None:
+    (landing / "orders" / "2025").mkdir()
+    (landing / "orders" / "2025" / "part-1.csv").write_text(ORDERS)
+    with pytest.raises(LandingError, match=r"orders/2025: not a loadable file"):
+        load_landing(con, landing)
+
+
+@pytest.mark.parametrize("name", ["customers.csv", "customers.parquet", "customers.tsv"])
+def test_a_table_file_beside_its_folder_is_an_error(landing: Path, con, name: str) -> None:
+    (landing / name).write_text(CUSTOMERS)
+    with pytest.raises(
+        LandingError, match=rf"{re.escape(name)}: a file for table 'customers' beside"
+    ):
+        load_landing(con, landing)
+
+
+def test_a_single_table_file_without_a_folder_is_loaded(landing: Path, con) -> None:
+    for f in (landing / "orders").iterdir():
+        f.unlink()
+    (landing / "orders").rmdir()
+    (landing / "orders.csv").write_text(ORDERS)
+    load_landing(con, landing)
+    assert con.execute("select _source_file from raw.orders").fetchall() == [("orders.csv",)]
+
+
+def test_non_utf8_byte_deep_in_a_file_names_the_file(landing: Path, con) -> None:
+    load_landing(con, landing)
+    before = con.execute("select count(*) from raw.orders").fetchall()
+    good = "".join(
+        f"O{i},C1,2025-02-01T10:00:00+00:00,10.50,EUR,completed\n" for i in range(2, 30_000)
+    )
+    (landing / "orders" / "part-1.csv").write_text(ORDERS + good)
+    (landing / "orders" / "part-2.csv").write_bytes(
+        (ORDERS + good).encode() + b"O9,C1,2025-02-02T10:00:00+00:00,5\xff,EUR,completed\n"
+    )
+    with pytest.raises(LandingError) as err:
+        load_landing(con, landing)
+    message = str(err.value)
+    assert message.startswith(str(landing / "orders" / "part-2.csv") + ":")
+    assert "utf-8" in message.lower()
+    # All or nothing: the failed load wrote nothing.
+    assert con.execute("select count(*) from raw.orders").fetchall() == before
+
+
+def test_customer_rows_carry_their_files_modification_time(landing: Path, con) -> None:
+    update = landing / "customers" / "update-2025-06-03.csv"
+    update.write_text(
+        "customer_id,email,phone,created_at,country,email_opt_in,sms_opt_in,updated_at\n"
+        "C1,a@example.com,,2025-01-01T09:00:00+01:00,DE,false,false,2025-06-03T10:00:00Z\n"
+    )
+    stamp = 1_748_944_800  # 2025-06-03 10:00:00 UTC
+    os.utime(update, (stamp, stamp))
+    load_landing(con, landing)
+    rows = con.execute(
+        "select _source_file, updated_at, cast(_source_modified_at as varchar) "
+        "from raw.customers order by _source_file, _source_row"
+    ).fetchall()
+    assert rows[-1] == (
+        "customers/update-2025-06-03.csv",
+        "2025-06-03T10:00:00Z",
+        "2025-06-03 10:00:00",
+    )
+    # updated_at is optional: files without it load with NULLs.
+    assert rows[0][1] is None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import duckdb
 
 RAW_COLUMNS = {
-    "customers": "customer_id, email, phone, created_at, country, email_opt_in, sms_opt_in",
+    "customers": "customer_id, email, phone, created_at, country, email_opt_in, sms_opt_in, "
+    "updated_at, first_name",
     "orders": "order_id, customer_id, ordered_at, amount, currency, status",
     "order_items": "order_id, product_id, category, quantity, unit_price",
     "events": "customer_id, occurred_at, event_type, category",
@@ -42,13 +43,21 @@ CLEAN = {
 NOW = "2025-06-15 00:00:00"
 
 
-def add_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple]) -> None:
-    """Append landed rows (text as landed) with a source file and 1-based row numbers."""
+def add_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    rows: list[tuple],
+    source_file: str | None = None,
+) -> None:
+    """Append landed rows (text as landed; short rows get trailing NULLs, e.g. no updated_at)
+    with a source file and 1-based row numbers."""
     start = con.execute(f"select count(*) from raw.{table}").fetchall()[0][0]
     width = len(RAW_COLUMNS[table].split(","))
     marks = ", ".join(["?"] * (width + 2))
+    source_file = source_file or f"{table}/part-0.csv"
     for i, row in enumerate(rows, start=start + 1):
-        con.execute(f"insert into raw.{table} values ({marks})", [*row, f"{table}/part-0.csv", i])
+        padded = [*row, *([None] * (width - len(row)))]
+        con.execute(f"insert into raw.{table} values ({marks})", [*padded, source_file, i])
 
 
 def clean_shop() -> duckdb.DuckDBPyConnection:

@@ -35,6 +35,13 @@ def test_one_text_amount_warns_and_shows_its_file_and_row(shop) -> None:
     assert "unparseable_amount (amount) [warn]" in result.headline()
 
 
+@pytest.mark.parametrize("text", ["NaN", "nan", "Infinity", "-Infinity", "inf", "1e309"])
+def test_a_non_finite_amount_is_unparseable_as_in_staging(shop, text) -> None:
+    add_rows(shop, "orders", [("o9", "c1", "2025-04-05", text, "EUR", "completed")])
+    result = validate(shop, raw_suite("orders", CLOCK))
+    assert result.outcome("unparseable_amount").bad_rows == 1
+
+
 def test_a_column_of_the_wrong_type_blocks(shop) -> None:
     shop.execute("update raw.orders set amount = 'twelve'")
     result = validate(shop, raw_suite("orders", CLOCK))
@@ -71,6 +78,27 @@ def test_timestamps_later_than_now_are_flagged_but_earlier_data_after_as_of_is_n
     result = validate(shop, raw_suite("events", CLOCK))
     assert result.outcome("future_occurred_at").bad_rows == 1
     assert result.examples["future_occurred_at"]["occurred_at"].tolist() == ["2099-01-01T00:00:00"]
+
+
+CLEAN_CUSTOMER = ("c1", "ann@example.com", "+49 170 1234567", "2025-01-01T09:00:00", "DE", "true",
+                  "false")  # fmt: skip
+
+
+def test_customer_updates_and_re_sends_are_no_duplicates(shop) -> None:
+    opted_out = (*CLEAN_CUSTOMER[:5], "false", "false")
+    add_rows(shop, "customers", [(*opted_out, "2025-06-01T00:00:00Z")])  # same file, later
+    add_rows(shop, "customers", [opted_out], source_file="customers/update.csv")  # later file
+    # A re-send of the first copy, written a little differently.
+    add_rows(shop, "customers", [("c1", " ANN@example.com ", *CLEAN_CUSTOMER[2:])])
+    result = validate(shop, raw_suite("customers", CLOCK))
+    assert result.outcome("duplicate_customer_id").bad_rows == 0
+
+
+def test_conflicting_customer_copies_in_one_file_are_duplicates(shop) -> None:
+    add_rows(shop, "customers", [(*CLEAN_CUSTOMER[:5], "false", "false")])
+    result = validate(shop, raw_suite("customers", CLOCK))
+    outcome = result.outcome("duplicate_customer_id")
+    assert outcome.bad_rows == 1 and not outcome.passed
 
 
 def test_event_type_outside_the_allowed_set_is_reported(shop) -> None:

@@ -1,13 +1,25 @@
 -- Landed customers parsed and checked against the row-level rules (one row per landed row).
+-- Customers are a changing table: a later copy of a customer_id updates it (see
+-- dim_customers_history), so repeated keys are no error. Only copies in one file at the same
+-- updated_at (both empty counts as the same) that disagree are: the first such copy wins and the
+-- others are duplicate_key. Identical copies (after normalisation) are re-sends, staged as is.
 {%- set rules = [
     {'code': 'missing_key', 'condition': 'customer_id is null', 'blocking': true},
-    {'code': 'unparseable_timestamp', 'condition': 'created_at is null', 'blocking': true},
-    {'code': 'future_timestamp', 'condition': 'created_at >= ' ~ max_source_timestamp(), 'blocking': true},
-    {'code': 'duplicate_key', 'condition': 'key_rank > 1', 'blocking': true},
+    {'code': 'unparseable_timestamp', 'condition': 'created_at is null or (updated_at is null and updated_at_text is not null)', 'blocking': true},
+    {'code': 'future_timestamp', 'condition': 'created_at >= ' ~ max_source_timestamp() ~ ' or updated_at >= ' ~ max_source_timestamp(), 'blocking': true},
+    {'code': 'duplicate_key', 'condition': 'is_conflicting_copy', 'blocking': true},
     {'code': 'bad_email', 'condition': 'email is not null and not is_email_valid', 'blocking': false},
     {'code': 'bad_phone', 'condition': 'phone is not null and not is_phone_valid', 'blocking': false},
     {'code': 'unparseable_boolean', 'condition': 'is_opt_in_unparseable', 'blocking': false},
 ] %}
+{#- What a copy says about the customer: two copies with the same values are the same state. -#}
+{%- set content_columns = [
+    'email', 'phone', 'created_at', 'country', 'first_name', 'is_email_opt_in', 'is_sms_opt_in',
+] %}
+{%- set hashed_values = [] %}
+{%- for column in content_columns %}
+    {%- do hashed_values.append(dbt.hash("coalesce('=' || cast(" ~ column ~ " as varchar), '~')")) %}
+{%- endfor %}
 
 with source as (
     select * from {{ source('raw', 'customers') }}
@@ -27,8 +39,11 @@ parsed as (
         ({{ parse_boolean('email_opt_in') }} is null and nullif(trim(email_opt_in), '') is not null)
             or ({{ parse_boolean('sms_opt_in') }} is null and nullif(trim(sms_opt_in), '') is not null)
             as is_opt_in_unparseable,
+        {{ parse_utc_timestamp('updated_at') }} as updated_at,
+        nullif(trim(updated_at), '') as updated_at_text,
         _source_file,
-        _source_row
+        _source_row,
+        _source_modified_at
     from source
 ),
 
@@ -36,14 +51,21 @@ validated as (
     select
         *,
         {{ is_valid_email('email') }} as is_email_valid,
-        {{ is_valid_phone('phone') }} as is_phone_valid
+        {{ is_valid_phone('phone') }} as is_phone_valid,
+        -- Each value hashed on its own ('=' marks a value, '~' NULL), so no two different
+        -- states concatenate to the same text.
+        {{ dbt.hash(dbt.concat(hashed_values)) }} as content_hash
     from parsed
 ),
 
 ranked as (
     select
         *,
-        {{ duplicate_rank(rules, ['customer_id']) }} as key_rank
+        case when {{ passes_pre_duplicate_rules(rules) }}
+            then content_hash <> first_value(content_hash) over (
+                partition by customer_id, _source_file, updated_at, {{ passes_pre_duplicate_rules(rules) }}
+                order by _source_row)
+        end as is_conflicting_copy
     from validated
 ),
 
@@ -59,8 +81,13 @@ final as (
         first_name,
         is_email_opt_in,
         is_sms_opt_in,
+        updated_at,
+        -- When this copy's state took effect: its updated_at, else the customer's created_at.
+        coalesce(updated_at, created_at) as effective_at,
+        content_hash,
         _source_file,
         _source_row,
+        _source_modified_at,
         {{ reasons_columns(rules) }}
     from ranked
 )

@@ -13,7 +13,8 @@ with source as (
 ),
 
 customers as (
-    select customer_id from {{ ref('stg_shop__customers') }}
+    -- distinct: staging holds every landed copy of a customer (its history).
+    select distinct customer_id from {{ ref('stg_shop__customers') }}
 ),
 
 parsed as (
