@@ -260,6 +260,12 @@ def send_messages(
     reconciled with the provider first. Permanent failures are only resent with
     ``retry_failed``; retryable ones (retries exhausted) are resent by every run.
     """
+    if in_flight_policy not in IN_FLIGHT_POLICIES:
+        # Anything but an exact 'hold' used to mean resend: refuse instead of guessing.
+        raise SendBlockedError(
+            f"in_flight_policy={in_flight_policy!r} is not allowed; use exactly one of "
+            f"{', '.join(IN_FLIGHT_POLICIES)}"
+        )
     policy = policy or RetryPolicy()
     report = SendReport()
     started = time.perf_counter()
