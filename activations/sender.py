@@ -270,6 +270,12 @@ def send_messages(
     report = SendReport()
     started = time.perf_counter()
     ledger.ensure_schema(con)
+    # A repeated row must never become a second request (identical rows collapse; rows that
+    # share a key but differ stop the run before anything is sent).
+    try:
+        messages = ledger.unique_messages(messages)
+    except ledger.DuplicateMessageError as exc:
+        raise SendBlockedError(str(exc)) from None
     report.registered = ledger.register(con, messages)
     state = ledger.statuses(con, messages["message_key"])
     report.already_sent = int((state["status"] == "sent").sum())
