@@ -1,7 +1,6 @@
 """Activation assets: review (outbound_messages), approval, exactly-once sends, events, uplift."""
 
 import datetime as dt
-import hashlib
 from pathlib import Path
 
 import dagster as dg
@@ -9,6 +8,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from activations import ledger
+from activations.approval import MANIFEST_COLUMNS, approval_manifest, check_approval, fingerprint
 from activations.content import CONTENT_COLUMNS, content_frame, content_from_catalog
 from activations.errors import ActivationError
 from activations.events import landed_event_files
@@ -33,10 +33,6 @@ def _content(catalog_path: str) -> pd.DataFrame:
 
     catalog = load_catalog(catalog_path)
     return content_frame(content_from_catalog(catalog))
-
-
-def _fingerprint(keys: pd.Series) -> str:
-    return hashlib.sha256("|".join(sorted(keys)).encode()).hexdigest()[:16]
 
 
 @dg.asset(
@@ -134,7 +130,7 @@ def outbound_messages(
             "dagster/row_count": len(messages),
             "messages": len(messages),
             "excluded": len(excluded),
-            "fingerprint": _fingerprint(messages["message_key"]),
+            "fingerprint": fingerprint(approval_manifest(messages)),
             "target": activation.target_description(),
             "counts_per_campaign_channel": dg.MetadataValue.md(markdown_table(counts, max_rows=50)),
             "excluded_by_reason": dg.MetadataValue.md(markdown_table(reasons, max_rows=20)),
@@ -160,14 +156,16 @@ def send_approval(
     context: dg.AssetExecutionContext, config: ApprovalConfig, warehouse: DuckDBResource
 ) -> dg.MaterializeResult:
     """Approval of the day's sends: materialize this partition (after reviewing
-    `outbound_messages`) to let `deliveries` send exactly the reviewed messages. Rebuilding
-    `outbound_messages` afterwards changes its fingerprint and voids the approval."""
+    `outbound_messages`) to let `deliveries` send exactly the reviewed messages. The approval
+    binds each message's address, template id, personalization, channel and provider: rebuilding
+    `outbound_messages` with any of them changed voids it, and `deliveries` says what changed."""
     day = dt.date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
-        keys = con.execute(
-            "select message_key from activations.outbound_messages where as_of_date = $d",
-            {"d": day},
+        messages = con.execute(
+            "select * from activations.outbound_messages where as_of_date = $d", {"d": day}
         ).df()
+        manifest = approval_manifest(messages)
+        manifest.insert(0, "as_of_date", day)
         row = pd.DataFrame(
             [
                 {
@@ -175,19 +173,50 @@ def send_approval(
                     "approved_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
                     "approved_by": config.approved_by,
                     "note": config.note,
-                    "message_count": len(keys),
-                    "fingerprint": _fingerprint(keys["message_key"]),
+                    "message_count": len(manifest),
+                    "fingerprint": fingerprint(manifest),
                 }
             ]
         )
-        replace_dates(con, [("activations.send_approvals", row)], day)
+        replace_dates(
+            con,
+            [
+                ("activations.send_approvals", row),
+                ("activations.send_approval_messages", manifest),
+            ],
+            day,
+        )
     return dg.MaterializeResult(
         metadata={
             "approved_by": config.approved_by,
-            "messages": len(keys),
+            "messages": len(manifest),
             "fingerprint": row["fingerprint"][0],
         }
     )
+
+
+def _approved_manifest(con, day: dt.date) -> tuple[pd.DataFrame | None, pd.Series | None]:
+    """The stored approval of ``day`` (its row) and the messages it binds (None: none)."""
+    approval = read(
+        con, "select * from activations.send_approvals where as_of_date = $d", {"d": day}
+    )
+    if approval is None or approval.empty:
+        return None, None
+    row = approval.iloc[0]
+    manifest = read(
+        con,
+        f"select {', '.join(MANIFEST_COLUMNS)} from activations.send_approval_messages "
+        "where as_of_date = $d",
+        {"d": day},
+    )
+    if manifest is None and int(row["message_count"]) == 0:
+        manifest = pd.DataFrame(columns=MANIFEST_COLUMNS)
+    if manifest is None or len(manifest) != int(row["message_count"]):
+        raise ActivationError(
+            f"the approval of {day} at {row['approved_at']} was recorded before approvals bound "
+            "each message's content; review outbound_messages and approve again"
+        )
+    return manifest, row
 
 
 class DeliveriesConfig(dg.Config):
@@ -224,18 +253,17 @@ def deliveries(
             "select * from activations.outbound_messages where as_of_date = $d", {"d": day}
         ).df()
         if not activation.auto_send:
-            approval = read(
-                con, "select * from activations.send_approvals where as_of_date = $d", {"d": day}
-            )
-            if approval is None or approval.empty:
-                raise dg.Failure(
-                    f"Awaiting approval for {day}: review outbound_messages, then materialize "
-                    f"send_approval for this partition (or set auto_send). Nothing was sent.",
+            try:
+                approved, row = _approved_manifest(con, day)
+                check_approval(
+                    day,
+                    messages,
+                    approved,
+                    approved_at=None if row is None else row["approved_at"],
+                    approved_by=None if row is None else row["approved_by"],
                 )
-            if approval["fingerprint"].iloc[0] != _fingerprint(messages["message_key"]):
-                raise dg.Failure(
-                    f"outbound_messages for {day} changed after approval: review and approve again."
-                )
+            except ActivationError as exc:
+                raise dg.Failure(str(exc)) from None
         ledger.ensure_schema(con)
         already = set(
             ledger.statuses(con, messages["message_key"]).query("status == 'sent'")["message_key"]
