@@ -197,6 +197,8 @@ class SendReport:
     requests: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # key, channel, reason
+    #: Messages the send-time check held back (final status 'suppressed'): key, channel, reason.
+    suppressed: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def messages_per_second(self) -> float:
@@ -252,6 +254,8 @@ def send_messages(
     retry_failed: bool = False,
     should_stop: Callable[[], bool] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    recheck: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    ceiling: Callable[[Mapping[str, int]], None] | None = None,
 ) -> SendReport:
     """Send every message in ``messages`` (outbound rows) that the ledger has not sent.
 
@@ -259,6 +263,12 @@ def send_messages(
     record outcomes. Keys found 'sending' at start were in flight when a process died: they are
     reconciled with the provider first. Permanent failures are only resent with
     ``retry_failed``; retryable ones (retries exhausted) are resent by every run.
+
+    ``recheck`` is called with each window's messages (message_key, channel, address,
+    customer_id, as_of_date) right before they are marked in flight and returns the ones that
+    must not leave (message_key, reason, source_event): they end 'suppressed' with the reason and
+    are never sent. ``ceiling`` is called with the window's count per channel and raises
+    SendBlockedError when the day's ceiling would be passed (the window stays pending).
     """
     if in_flight_policy not in IN_FLIGHT_POLICIES:
         # Anything but an exact 'hold' used to mean resend: refuse instead of guessing.
@@ -311,6 +321,15 @@ def send_messages(
                         f"kill switch engaged: stopped after {report.sent} messages; "
                         "unsent messages stay pending for the next run"
                     )
+                if recheck is not None:
+                    window = _suppress_at_send_time(con, window, recheck, report)
+                if ceiling is not None and window:
+                    per_channel: dict[str, int] = {}
+                    for m in (m for b in window for m in b):
+                        per_channel[m.channel] = per_channel.get(m.channel, 0) + 1
+                    ceiling(per_channel)
+                if not window:
+                    continue
                 _send_window(
                     con, provider, window, policy, gates[provider_name], pool, sleep, report
                 )
@@ -319,6 +338,37 @@ def send_messages(
         provider.flush()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _suppress_at_send_time(
+    con: duckdb.DuckDBPyConnection,
+    window: list[list[Message]],
+    recheck: Callable[[pd.DataFrame], pd.DataFrame],
+    report: SendReport,
+) -> list[list[Message]]:
+    """Drop (and record as 'suppressed') what the send-time check refuses; keep the rest."""
+    frame = pd.DataFrame(
+        [(m.key, m.channel, m.address, m.customer_id, m.as_of_date) for b in window for m in b],
+        columns=["message_key", "channel", "address", "customer_id", "as_of_date"],
+    )
+    hits = recheck(frame)
+    if hits is None or hits.empty:
+        return window
+    from activations.suppressions import reasons_by_key
+
+    reasons = reasons_by_key(hits)
+    channel_of = dict(zip(frame["message_key"], frame["channel"], strict=True))
+    out = pd.DataFrame({"message_key": list(reasons), "error": list(reasons.values())})
+    out["status"] = "suppressed"
+    out["provider_message_id"] = None
+    out["response_code"] = None
+    out["response_excerpt"] = "suppressed at send time"
+    out["is_retryable"] = False
+    out["attempts_delta"] = 0
+    ledger.record_outcomes(con, out)
+    report.suppressed += [(k, channel_of.get(k, ""), r) for k, r in reasons.items()]
+    kept = [[m for m in b if m.key not in reasons] for b in window]
+    return [b for b in kept if b]
 
 
 def _send_window(

@@ -54,10 +54,18 @@ CONTRACT: dict[str, TableContract] = {
         required=("message_id", "customer_id", "campaign_id", "channel", "event", "occurred_at"),
         optional=("revenue",),
     ),
+    # A do-not-contact list (e.g. a CRM export): an e-mail address or phone number per row;
+    # channel empty or 'all' means every channel. Read by activations/suppressions.py.
+    "suppressions": TableContract(required=("address",), optional=("channel", "reason", "since")),
 }
 
-#: Tables whose landing folder may be absent: a shop without campaigns yet has no responses.
-OPTIONAL_TABLES = frozenset({"campaign_responses"})
+#: Tables whose landing folder may be absent: a shop without campaigns yet has no responses,
+#: and most shops have no do-not-contact list beside their customers' consent flags.
+OPTIONAL_TABLES = frozenset({"campaign_responses", "suppressions"})
+
+#: Tables no dbt model stages (so no quarantine either): the activations layer normalises and
+#: applies them itself, and a malformed entry stops the send with its file and row.
+UNMODELLED_TABLES = frozenset({"suppressions"})
 
 _SUFFIXES = (".parquet", ".csv")
 

@@ -1,6 +1,8 @@
 """Activation assets: review (outbound_messages), approval, exactly-once sends, events, uplift."""
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -9,13 +11,16 @@ from dagster_duckdb import DuckDBResource
 
 from activations import ledger
 from activations.approval import MANIFEST_COLUMNS, approval_manifest, check_approval, fingerprint
+from activations.ceilings import DailyCeiling, channel_ceilings, daily_history, local_day
 from activations.content import CONTENT_COLUMNS, content_frame, content_from_catalog
 from activations.errors import ActivationError
 from activations.events import landed_event_files
 from activations.outbound import build_outbound, summarize
 from activations.results import campaign_results as compute_results
-from activations.sender import check_volume, send_messages
+from activations.sender import send_messages
+from activations.suppressions import SendTimeCheck, already_contacted
 from orchestration.defs.activations.resources import ActivationSettings
+from orchestration.defs.activations.suppression_sources import SuppressionSources, warehouse_events
 from orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from orchestration.defs.resources import DataStorage
 from orchestration.metadata import markdown_table, png_markdown
@@ -24,6 +29,17 @@ from orchestration.warehouse_io import read, replace_dates
 GROUP = "activations"
 #: A file that pauses sending between batches (a kill switch that works mid-run).
 PAUSE_FILE = "SENDS_PAUSED"
+
+
+@contextlib.contextmanager
+def _connection(warehouse: DuckDBResource) -> Iterator:
+    """The warehouse connection, closed also when the step fails: DuckDBResource closes it
+    only on success, and a refused send would otherwise keep the file open in the process."""
+    with warehouse.get_connection() as con:
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 def _content(catalog_path: str) -> pd.DataFrame:
@@ -46,18 +62,22 @@ def _content(catalog_path: str) -> pd.DataFrame:
         dg.AssetKey("customer_features"),
         dg.AssetKey("customer_scores"),
         dg.AssetKey("fct_campaign_responses"),
+        dg.AssetKey("raw_suppressions"),
     ],
     tags={"tessera/stage": "review"},
 )
 def outbound_messages(
-    context: dg.AssetExecutionContext, warehouse: DuckDBResource, activation: ActivationSettings
+    context: dg.AssetExecutionContext,
+    warehouse: DuckDBResource,
+    storage: DataStorage,
+    activation: ActivationSettings,
 ) -> dg.MaterializeResult:
     """The day's messages before anything is sent (the dry run): one row per message with its
     key, address, template and rendered personalization; excluded recipients with the reason
     (no consent, unsubscribed, bounced, spam report, invalid or duplicate contact). Review the
     counts per campaign and channel and the samples, then approve with `send_approval`."""
     day = dt.date.fromisoformat(context.partition_key)
-    with warehouse.get_connection() as con:
+    with _connection(warehouse) as con:
         assignments = read(
             con, "select * from campaigns.campaign_assignments where as_of_date = $d", {"d": day}
         )
@@ -82,36 +102,24 @@ def outbound_messages(
             "select customer_id, top_drivers from ml.customer_scores where as_of_date = $d",
             {"d": day},
         )
-        suppressions = pd.concat(
-            [
-                s
-                for s in (
-                    read(
-                        con,
-                        "select customer_id, channel, event, occurred_at from marts.fct_campaign_responses where occurred_at < $d",
-                        {"d": day},
-                    ),
-                    read(
-                        con,
-                        "select customer_id, channel, event, occurred_at from activations.provider_events where occurred_at < $d",
-                        {"d": day},
-                    ),
-                )
-                if s is not None
-            ]
-            or [pd.DataFrame(columns=["customer_id", "channel", "event", "occurred_at"])],
-            ignore_index=True,
-        )
+        # The suppression list as known now (its own table), and the events before D that
+        # partition D's review applies; the send-time check applies everything known then.
+        sources = SuppressionSources(con, storage.landing_dir)
+        suppression_list = sources()
+        events_before = warehouse_events(con, before=day)
         messages, excluded = build_outbound(
             day,
             assignments,
             customers if customers is not None else pd.DataFrame(columns=["customer_id"]),
             features if features is not None else pd.DataFrame(columns=["customer_id"]),
             scores if scores is not None else pd.DataFrame(columns=["customer_id"]),
-            suppressions,
+            events_before,
             _content(activation.catalog_path),
+            manual=_manual_entries(sources),
+            sent=sources.sent,
         )
         con.execute("create schema if not exists activations")
+        write_suppressions(con, suppression_list)
         replace_dates(
             con,
             [
@@ -130,6 +138,7 @@ def outbound_messages(
             "dagster/row_count": len(messages),
             "messages": len(messages),
             "excluded": len(excluded),
+            "suppressed_addresses": int(suppression_list["match_key"].nunique()),
             "fingerprint": fingerprint(approval_manifest(messages)),
             "target": activation.target_description(),
             "counts_per_campaign_channel": dg.MetadataValue.md(markdown_table(counts, max_rows=50)),
@@ -160,7 +169,7 @@ def send_approval(
     binds each message's address, template id, personalization, channel and provider: rebuilding
     `outbound_messages` with any of them changed voids it, and `deliveries` says what changed."""
     day = dt.date.fromisoformat(context.partition_key)
-    with warehouse.get_connection() as con:
+    with _connection(warehouse) as con:
         messages = con.execute(
             "select * from activations.outbound_messages where as_of_date = $d", {"d": day}
         ).df()
@@ -193,6 +202,27 @@ def send_approval(
             "fingerprint": row["fingerprint"][0],
         }
     )
+
+
+def _manual_entries(sources: SuppressionSources) -> pd.DataFrame | None:
+    frames = [f for f in (sources.raw_manual, sources.landed_manual()) if f is not None]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def write_suppressions(con, suppressions: pd.DataFrame) -> None:
+    """Replace activations.suppressions (the current list: one row per channel, address,
+    reason and source event)."""
+    con.execute("create schema if not exists activations")
+    con.register("_suppressions", suppressions)
+    try:
+        con.execute(
+            "create or replace table activations.suppressions as "
+            "select channel, address, match_key, reason, source, source_event, customer_id, "
+            "cast(since as timestamp) as since from _suppressions"
+        )
+    finally:
+        con.unregister("_suppressions")
 
 
 def _approved_manifest(con, day: dt.date) -> tuple[pd.DataFrame | None, pd.Series | None]:
@@ -248,7 +278,7 @@ def deliveries(
             "Sending is disabled by the kill switch (TESSERA_SENDS_DISABLED); nothing was sent."
         )
     pause = storage.root / PAUSE_FILE
-    with warehouse.get_connection() as con:
+    with _connection(warehouse) as con:
         messages = con.execute(
             "select * from activations.outbound_messages where as_of_date = $d", {"d": day}
         ).df()
@@ -265,20 +295,30 @@ def deliveries(
             except ActivationError as exc:
                 raise dg.Failure(str(exc)) from None
         ledger.ensure_schema(con)
-        already = set(
-            ledger.statuses(con, messages["message_key"]).query("status == 'sent'")["message_key"]
+        state = ledger.statuses(con, messages["message_key"])
+        done = {"sent", "sending", "unknown", "suppressed"} | (
+            set() if config.retry_failed else {"failed"}
         )
+        settled = set(state.loc[state["status"].isin(done), "message_key"])
         planned = (
-            messages[~messages["message_key"].isin(already)].groupby("channel").size().to_dict()
+            messages[~messages["message_key"].isin(settled)].groupby("channel").size().to_dict()
         )
-        try:
-            check_volume(
-                planned,
-                ledger.sent_history(con, day),
+        today = local_day(dt.datetime.now(dt.UTC), activation.timezone)
+        ceiling = DailyCeiling(
+            con,
+            activation.timezone,
+            channel_ceilings(
+                sorted(set(messages["channel"])),
+                daily_history(con, today, activation.timezone),
                 activation.volume_ceiling_factor,
                 activation.volume_ceiling_floor,
                 activation.explicit_ceilings(),
-            )
+            ),
+        )
+        try:
+            ceiling(planned)  # the whole plan first: refuse before anything leaves
+            sources = SuppressionSources(con, storage.landing_dir)
+            write_suppressions(con, sources())
         except ActivationError as exc:
             raise dg.Failure(str(exc)) from None
         providers = activation.build_providers(storage.outbox_dir)
@@ -287,16 +327,22 @@ def deliveries(
         context.log.info(
             "sending %d messages for %s via %s", len(messages), day, activation.target_description()
         )
-        report = send_messages(
-            con,
-            messages,
-            providers,
-            activation.retry_policy(),
-            workers=activation.workers,
-            in_flight_policy=activation.in_flight_policy,
-            retry_failed=config.retry_failed,
-            should_stop=pause.exists,
-        )
+        recheck = SendTimeCheck(sources, lambda window: already_contacted(con, window))
+        try:
+            report = send_messages(
+                con,
+                messages,
+                providers,
+                activation.retry_policy(),
+                workers=activation.workers,
+                in_flight_policy=activation.in_flight_policy,
+                retry_failed=config.retry_failed,
+                should_stop=pause.exists,
+                recheck=recheck,
+                ceiling=ceiling,
+            )
+        except ActivationError as exc:
+            raise dg.Failure(str(exc)) from None
         summary = ledger.partition_summary(con, day)
         failed = con.execute(
             "select message_key, channel, customer_id, status, response_code, error from activations.deliveries "
@@ -309,6 +355,8 @@ def deliveries(
         "already_sent": report.already_sent,
         "reconciled_after_crash": report.reconciled_sent,
         "failed": len(failed),
+        "suppressed_at_send": len(report.suppressed),
+        "suppression_checks": recheck.reads,
         "requests": report.requests,
         "seconds": round(report.seconds, 2),
         "messages_per_second": round(report.messages_per_second),
@@ -346,7 +394,7 @@ def provider_events(warehouse: DuckDBResource, storage: DataStorage) -> dg.Mater
     providers (landed by the event endpoint as files in landing/campaign_responses), appended
     per file once; they feed suppressions and `campaign_results`. Kept forever."""
     files = landed_event_files(storage.landing_dir)
-    with warehouse.get_connection() as con:
+    with _connection(warehouse) as con:
         con.execute("create schema if not exists activations")
         con.execute(
             """create table if not exists activations.provider_events (
@@ -428,7 +476,7 @@ def campaign_results(
     relative lift (Katz log CI), revenue lift (Welch CI), p-value and sample sizes. Conversions
     are completed orders in the campaign window plus attributed conversion events."""
     day = dt.date.fromisoformat(context.partition_key)
-    with warehouse.get_connection() as con:
+    with _connection(warehouse) as con:
         assignments = con.execute(
             "select as_of_date, customer_id, campaign_id, is_control, duration_days from campaigns.campaign_assignments where as_of_date < $d",
             {"d": day},

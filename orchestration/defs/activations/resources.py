@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 from pydantic import field_validator
@@ -63,6 +64,19 @@ class ActivationSettings(dg.ConfigurableResource):
     max_attempts: int = 6
     base_delay_s: float = 0.5
     in_flight_policy: Literal["hold", "resend"] = "hold"
+    #: The timezone of calendar days for the daily ceilings (TESSERA_TIMEZONE).
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"TESSERA_TIMEZONE={value!r} is not an IANA timezone (e.g. UTC, Europe/Berlin)"
+            ) from exc
+        return value
 
     @field_validator("live", "auto_send", "kill_switch", "sendgrid_sandbox", mode="before")
     @classmethod
@@ -160,13 +174,15 @@ class ActivationSettings(dg.ConfigurableResource):
 def build_activation_settings(env: Mapping[str, str] | None = None) -> ActivationSettings:
     """The resource from the environment; secrets as ``dg.EnvVar`` so they never show in the UI."""
     env = os.environ if env is None else env
+    settings = load_settings(dict(env))
     kwargs: dict[str, object] = {
         "live": env_bool(env, "TESSERA_LIVE_SENDS"),
         "sink_url": env.get("TESSERA_SINK_URL", DEFAULT_SINK_URL),
         "auto_send": env_bool(env, "TESSERA_AUTO_SEND"),
         # An unparseable kill switch raises here, so nothing loads and nothing is sent.
         "kill_switch": env_bool(env, "TESSERA_SENDS_DISABLED"),
-        "catalog_path": str(load_settings(dict(env)).catalog_path),
+        "catalog_path": str(settings.catalog_path),
+        "timezone": settings.timezone,
         "sendgrid_region": env.get("SENDGRID_REGION", "global"),
     }
     for field, var in (
