@@ -3,8 +3,6 @@
 import dagster as dg
 import duckdb
 import pandas as pd
-import pytest
-from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.activations.assets import (
     campaign_results,
@@ -14,7 +12,6 @@ from orchestration.defs.activations.assets import (
     send_approval,
 )
 from orchestration.defs.activations.resources import ActivationSettings, build_activation_settings
-from orchestration.defs.resources import DataStorage
 
 D = "2025-03-01"
 N = 400
@@ -74,17 +71,6 @@ def _warehouse(path):
         con.execute("create table marts.dim_customers as select * from c")
         con.execute("create table marts.customer_features as select * from f")
         con.execute("create table marts.fct_orders as select * from o")
-
-
-@pytest.fixture
-def setup(tmp_path, sink):
-    db = tmp_path / "warehouse.duckdb"
-    _warehouse(db)
-    base = {
-        "warehouse": DuckDBResource(database=str(db)),
-        "storage": DataStorage(data_dir=str(sink.folder.parent)),
-    }
-    return db, base, sink
 
 
 def _run(assets, resources, activation, run_config=None, partition=D):
