@@ -20,7 +20,11 @@ from activations.results import campaign_results as compute_results
 from activations.sender import send_messages
 from activations.suppressions import SendTimeCheck, already_contacted
 from orchestration.defs.activations.resources import ActivationSettings
-from orchestration.defs.activations.suppression_sources import SuppressionSources, warehouse_events
+from orchestration.defs.activations.suppression_sources import (
+    SuppressionSources,
+    sent_addresses,
+    warehouse_events,
+)
 from orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from orchestration.defs.resources import DataStorage
 from orchestration.metadata import markdown_table, png_markdown
@@ -116,7 +120,7 @@ def outbound_messages(
             events_before,
             _content(activation.catalog_path),
             manual=_manual_entries(sources),
-            sent=sources.sent,
+            sent=sent_addresses(con, events_before["message_id"]),
         )
         con.execute("create schema if not exists activations")
         write_suppressions(con, suppression_list)
