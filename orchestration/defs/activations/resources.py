@@ -25,6 +25,7 @@ from activations.providers.webhook import WebhookProvider
 from activations.sender import IN_FLIGHT_POLICIES, RetryPolicy
 from orchestration.settings import env_bool, load_settings, parse_bool, parse_choice
 
+SENDGRID_REGIONS = ("global", "eu")
 DEFAULT_SINK_URL = "http://127.0.0.1:8725"
 #: Credentials used against the local sink (which requires an auth header, not a real key).
 _SINK_SENDGRID_KEY = "SG.local-sink.not-a-real-key"
@@ -43,7 +44,7 @@ class ActivationSettings(dg.ConfigurableResource):
     catalog_path: str = ""
     sendgrid_api_key: str | None = None
     sendgrid_host: str = GLOBAL_HOST
-    sendgrid_region: str = "global"
+    sendgrid_region: Literal["global", "eu"] = "global"
     from_email: str = "news@tessera-shop.example"
     from_name: str = "Tessera Shop"
     sendgrid_sandbox: bool = False
@@ -88,6 +89,12 @@ class ActivationSettings(dg.ConfigurableResource):
     @classmethod
     def _exact_policy(cls, value: object) -> str:
         return parse_choice("in_flight_policy", value, IN_FLIGHT_POLICIES)
+
+    @field_validator("sendgrid_region", mode="before")
+    @classmethod
+    def _known_region(cls, value: object) -> str:
+        # Anything but an exact 'eu' used to mean the global host: EU data would leave the EU.
+        return parse_choice("sendgrid_region", value, SENDGRID_REGIONS)
 
     def explicit_ceilings(self) -> dict[str, int]:
         pairs = {
@@ -183,7 +190,9 @@ def build_activation_settings(env: Mapping[str, str] | None = None) -> Activatio
         "kill_switch": env_bool(env, "TESSERA_SENDS_DISABLED"),
         "catalog_path": str(settings.catalog_path),
         "timezone": settings.timezone,
-        "sendgrid_region": env.get("SENDGRID_REGION", "global"),
+        "sendgrid_region": parse_choice(
+            "SENDGRID_REGION", env.get("SENDGRID_REGION", "global"), SENDGRID_REGIONS
+        ),
     }
     for field, var in (
         ("sendgrid_api_key", "SENDGRID_API_KEY"),

@@ -62,3 +62,18 @@ def test_the_send_loop_refuses_an_unknown_policy_before_touching_the_ledger(mess
         send_messages(con, messages_factory(3), {}, in_flight_policy="Hold")
     tables = con.execute("select count(*) from information_schema.tables").fetchall()[0][0]
     assert tables == 0
+
+
+@pytest.mark.parametrize("text", ["EU", "eu ", "europe"])
+def test_sendgrid_region_must_be_global_or_eu(text):
+    with pytest.raises(SettingsError, match="SENDGRID_REGION=.* use exactly one of global, eu"):
+        build_activation_settings({"SENDGRID_REGION": text})
+    assert build_activation_settings({"SENDGRID_REGION": "eu"}).sendgrid_region == "eu"
+
+
+def test_an_unknown_timezone_is_refused_when_the_resource_is_built():
+    with pytest.raises(pydantic.ValidationError, match="TESSERA_TIMEZONE='Mars/Olympus'"):
+        build_activation_settings({"TESSERA_TIMEZONE": "Mars/Olympus"})
+    assert (
+        build_activation_settings({"TESSERA_TIMEZONE": "Europe/Berlin"}).timezone == "Europe/Berlin"
+    )
