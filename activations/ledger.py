@@ -213,15 +213,3 @@ def partition_summary(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.Data
         """,
         {"d": as_of},
     ).df()
-
-
-def sent_history(con: duckdb.DuckDBPyConnection, before: dt.date, days: int = 28) -> pd.DataFrame:
-    """Messages sent per channel and date in the ``days`` before ``before`` (for ceilings)."""
-    return con.execute(
-        f"""
-        select channel, as_of_date, count(*) as sent from {SCHEMA}.deliveries
-        where status = 'sent' and as_of_date < $d and as_of_date >= $d - to_days(cast($n as integer))
-        group by all
-        """,
-        {"d": before, "n": days},
-    ).df()

@@ -23,6 +23,7 @@ from activations.providers.base import (
     TransientError,
     messages_from_frame,
 )
+from activations.suppressions import reasons_by_key
 
 log = logging.getLogger(__name__)
 
@@ -354,8 +355,6 @@ def _suppress_at_send_time(
     hits = recheck(frame)
     if hits is None or hits.empty:
         return window
-    from activations.suppressions import reasons_by_key
-
     reasons = reasons_by_key(hits)
     channel_of = dict(zip(frame["message_key"], frame["channel"], strict=True))
     out = pd.DataFrame({"message_key": list(reasons), "error": list(reasons.values())})
@@ -438,22 +437,21 @@ def check_volume(
     floor: int,
     explicit: Mapping[str, int] | None = None,
 ) -> None:
-    """Raise SendBlockedError when a channel would send far more than usual today.
+    """Raise SendBlockedError when a channel would send more than its ceiling in one go.
 
-    The ceiling per channel is the explicit maximum if configured, else
-    ``max(floor, factor x median daily sent over the history)``.
+    The ceiling per channel is activations.ceilings.channel_ceilings (explicit maximum, else
+    ``max(floor, factor x median daily sent over the history)``). `deliveries` checks the
+    calendar day's ledger count with activations.ceilings.DailyCeiling; this is the same rule
+    for a plan alone.
     """
-    explicit = explicit or {}
-    problems = []
-    for channel, n in planned.items():
-        if channel in explicit:
-            ceiling = explicit[channel]
-        else:
-            past = history.loc[history["channel"] == channel, "sent"] if not history.empty else []
-            median = float(pd.Series(past).median()) if len(past) else 0.0
-            ceiling = max(floor, int(factor * median))
-        if n > ceiling:
-            problems.append(f"{channel}: {n:,} planned > ceiling {ceiling:,}")
+    from activations.ceilings import channel_ceilings
+
+    ceilings = channel_ceilings(sorted(planned), history, factor, floor, explicit)
+    problems = [
+        f"{channel}: {n:,} planned > ceiling {ceilings[channel]:,}"
+        for channel, n in planned.items()
+        if n > ceilings[channel]
+    ]
     if problems:
         raise SendBlockedError(
             "daily volume ceiling exceeded (" + "; ".join(problems) + "). Check the matrix and "
