@@ -78,8 +78,10 @@ def outbound_messages(
 ) -> dg.MaterializeResult:
     """The day's messages before anything is sent (the dry run): one row per message with its
     key, address, template and rendered personalization; excluded recipients with the reason
-    (no consent, unsubscribed, bounced, spam report, invalid or duplicate contact). Review the
-    counts per campaign and channel and the samples, then approve with `send_approval`."""
+    (no consent, unsubscribed, bounced, spam report, opted out or do-not-contact at that
+    address, invalid or duplicate contact). Also refreshes the suppression list
+    (`activations.suppressions`, keyed on the normalised address). Review the counts per
+    campaign and channel and the samples, then approve with `send_approval`."""
     day = dt.date.fromisoformat(context.partition_key)
     with _connection(warehouse) as con:
         assignments = read(
@@ -275,7 +277,11 @@ def deliveries(
     """The delivery ledger (activations.deliveries): each message key recorded before its
     request and its outcome after, with attempts and the provider's response. Sends only what
     was not sent yet (exactly once across crashes and reruns); fails when any message failed,
-    keeping the reason per row. Needs `send_approval` unless `auto_send` is on."""
+    keeping the reason per row. Needs `send_approval` unless `auto_send` is on. Right before
+    each window of requests the suppression list is read again (events and do-not-contact
+    entries landed since the review count) and the ledger is asked whether the address already
+    got a message that day: such messages end `suppressed` with the reason and never leave.
+    The daily ceiling counts the calendar day's sends in the ledger across runs."""
     day = dt.date.fromisoformat(context.partition_key)
     if activation.kill_switch:
         raise dg.Failure(
