@@ -76,6 +76,7 @@ def build_outbound(
     channel_providers: Mapping[str, str] | None = None,
     manual: pd.DataFrame | None = None,
     sent: pd.DataFrame | None = None,
+    customer_records: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return ``(messages, excluded)`` for campaign date ``as_of``.
 
@@ -83,7 +84,9 @@ def build_outbound(
     occurred_at); only events before ``as_of`` count (the send-time check sees the later ones).
     Opt-outs of every customer record and ``manual`` do-not-contact entries always count;
     ``sent`` (message_key, channel, address) resolves an event to the address its message went
-    to. Control assignments never become messages.
+    to. ``customer_records`` (default ``customers``) are every customer record whose opt-outs
+    suppress their addresses (e.g. staged earlier and later versions as well as the current
+    ones). Control assignments never become messages.
     """
     providers = {**DEFAULT_CHANNEL_PROVIDERS, **(channel_providers or {})}
     con = duckdb.connect()
@@ -113,7 +116,7 @@ def build_outbound(
             "sup",
             build_suppressions(
                 events,
-                customers,
+                customers if customer_records is None else customer_records,
                 manual,
                 sent,
                 before=pd.Timestamp(dt.datetime.combine(as_of, dt.time())),

@@ -123,6 +123,7 @@ def outbound_messages(
             _content(activation.catalog_path),
             manual=_manual_entries(sources),
             sent=sent_addresses(con, events_before["message_id"]),
+            customer_records=sources.customers,
         )
         con.execute("create schema if not exists activations")
         write_suppressions(con, suppression_list)

@@ -72,12 +72,24 @@ def sent_addresses(con: duckdb.DuckDBPyConnection, keys: pd.Series) -> pd.DataFr
     )
 
 
+CONTACT_COLUMNS = ["customer_id", "email", "phone", "is_email_opt_in", "is_sms_opt_in"]
+
+
 def customers_contacts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
-    """Current customer records: contact details and consent (opt-outs suppress addresses)."""
-    return read(
-        con,
-        "select customer_id, email, phone, is_email_opt_in, is_sms_opt_in from marts.dim_customers",
-    )
+    """Customer records: contact details and consent (an opt-out suppresses its address).
+
+    The current customers (marts.dim_customers) and every staged record
+    (staging.stg_shop__customers, which may keep earlier or later versions of a customer): a
+    record that withdrew consent suppresses its address for everybody who has it.
+    """
+    frames = [
+        read(con, f"select {', '.join(CONTACT_COLUMNS)} from {table}")
+        for table in ("marts.dim_customers", "staging.stg_shop__customers")
+    ]
+    frames = [f for f in frames if f is not None]
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True).drop_duplicates().reset_index(drop=True)
 
 
 def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:

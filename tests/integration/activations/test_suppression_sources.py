@@ -75,3 +75,17 @@ def test_an_event_file_landed_after_the_load_is_read_and_a_broken_one_stops_the_
     (landing / "campaign_responses" / "broken.csv").write_text("message_id\nk\n")
     with pytest.raises(LandingError, match="broken.csv: missing column"):
         sources()
+
+
+def test_a_withdrawal_in_any_staged_record_suppresses_the_address(shop):
+    con, landing = shop
+    con.execute("create schema staging")
+    # A later version of c1 withdrew e-mail consent; the current row has not caught up yet.
+    con.execute(
+        "create table staging.stg_shop__customers as select * from (values "
+        "('c1', 'ann@shop.com', '+4915100000', false, true)) "
+        "t(customer_id, email, phone, is_email_opt_in, is_sms_opt_in)"
+    )
+    listed = SuppressionSources(con, landing)()
+    reasons = set(zip(listed.address, listed.reason, strict=True))
+    assert ("ann@shop.com", "opted_out") in reasons
