@@ -61,7 +61,6 @@ _WS = " \t\n\r\f\v\u00a0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff" + "".join(
     chr(c) for c in range(0x2000, 0x200C)
 )
 _WS_SQL = _WS.replace("'", "''")
-_PHONE_CHARS = re.compile(r"^[+0-9 ()./\-]+$")
 
 
 class SuppressionError(ActivationError):
@@ -126,17 +125,6 @@ def address_sql(channel: str, email: str, phone: str, customer_id: str) -> str:
     )
 
 
-def _normalize_any(address: object, channel: str) -> str | None:
-    text = None if address is None else str(address)
-    if text is None or (isinstance(address, float) and pd.isna(address)):
-        return None
-    if "@" in text or channel == "email":
-        return normalize_email(text)
-    if channel == "sms" or _PHONE_CHARS.match(text.strip(_WS)):
-        return normalize_phone(text)
-    return text.strip(_WS) or None
-
-
 def manual_entries(manual: pd.DataFrame) -> pd.DataFrame:
     """Manual do-not-contact rows as suppressions.
 
@@ -147,39 +135,59 @@ def manual_entries(manual: pd.DataFrame) -> pd.DataFrame:
     """
     if manual is None or manual.empty:
         return pd.DataFrame(columns=SUPPRESSION_COLUMNS)
-    m = manual.copy()
-    for col in MANUAL_COLUMNS:
-        if col not in m.columns:
-            m[col] = None
-    rows = []
-    for address, channel, reason, since, file, row in m[MANUAL_COLUMNS].itertuples(index=False):
-        ch = "" if channel is None or pd.isna(channel) else str(channel).strip(_WS).lower()
-        if ch in ("", "all", "*"):
-            ch = ALL_CHANNELS
-        elif ch not in CHANNELS:
+    m = _frame(manual, MANUAL_COLUMNS).astype(object)
+    known = ", ".join(f"'{c}'" for c in CHANNELS)
+    con = duckdb.connect()
+    try:
+        con.register("m", m)
+        con.execute(
+            f"""
+            create temp table entries as
+            select *,
+                case when ch in ('', 'all', '*') then '*' else ch end as channel_n,
+                case
+                    when contains(addr, '@') or ch = 'email' then {email_sql("addr")}
+                    when ch = 'sms' or regexp_full_match(addr, '[+0-9 ()./\-]+')
+                        then {phone_sql("addr")}
+                    else nullif(addr, '')
+                end as address_n
+            from (
+                select cast(channel as varchar) as channel_raw,
+                       lower(coalesce(trim(cast(channel as varchar), '{_WS_SQL}'), '')) as ch,
+                       trim(cast(address as varchar), '{_WS_SQL}') as addr,
+                       nullif(trim(cast(reason as varchar)), '') as note,
+                       cast(since as varchar) as since_raw,
+                       cast(_source_file as varchar) as file,
+                       cast(_source_row as varchar) as row_n
+                from m
+            )
+            """
+        )
+        bad = con.execute(
+            f"""select file, row_n, channel_raw from entries
+            where ch not in ('', 'all', '*', {known}) limit 1"""
+        ).fetchall()
+        if bad:
+            file, row, channel = bad[0]
             raise SuppressionError(
                 f"{file or 'suppressions'} row {row}: channel {channel!r} is not one of "
                 f"{', '.join(CHANNELS)}, all or empty (every channel); fix the entry"
             )
-        normalised = _normalize_any(address, ch)
-        if normalised is None:
-            continue
-        note = None if reason is None or pd.isna(reason) else str(reason).strip()
-        rows.append(
-            (
-                ch,
-                normalised,
-                match_key(normalised),
-                "do_not_contact",
-                "manual",
-                f"{file}:{row}" + (f" ({note})" if note else ""),
-                None,
-                pd.to_datetime(since, errors="coerce", utc=True),
-            )
-        )
-    out = pd.DataFrame(rows, columns=SUPPRESSION_COLUMNS)
-    out["since"] = pd.to_datetime(out["since"], utc=True).dt.tz_localize(None)
-    return out
+        out = con.execute(
+            f"""
+            select channel_n as channel, address_n as address,
+                   {match_key_sql("address_n")} as match_key,
+                   'do_not_contact' as reason, 'manual' as source,
+                   coalesce(file, 'suppressions') || ':' || coalesce(row_n, '?')
+                       || coalesce(' (' || note || ')', '') as source_event,
+                   cast(null as varchar) as customer_id,
+                   try_cast(since_raw as timestamp) as since
+            from entries where address_n is not null
+            """
+        ).df()
+    finally:
+        con.close()
+    return out[SUPPRESSION_COLUMNS]
 
 
 def build_suppressions(
