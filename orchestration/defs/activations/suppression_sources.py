@@ -151,6 +151,13 @@ class SuppressionSources:
         )
         self.landing_dir = Path(landing_dir)
         self.reads = 0
+        # What the warehouse holds cannot change during the run: normalise it once.
+        self._static = build_suppressions(
+            self.events,
+            self.customers,
+            self.raw_manual,
+            sent_addresses(con, self.events["message_id"]),
+        )
 
     def landed_events(self) -> pd.DataFrame:
         """Suppressing events in the landing files now (also those landed after the build)."""
@@ -171,16 +178,27 @@ class SuppressionSources:
         )
 
     def __call__(self) -> pd.DataFrame:
+        """The warehouse's list plus what the landing folders hold now."""
         self.reads += 1
         landed = self.landed_events()
+        landed = _concat([landed] if not landed.empty else [], EVENT_COLUMNS)
         manual = self.landed_manual()
-        frames = [f for f in (self.raw_manual, manual) if f is not None and not f.empty]
-        events = _concat([f for f in (self.events, landed) if not f.empty], EVENT_COLUMNS)
-        return build_suppressions(
-            events,
-            self.customers,
-            pd.concat(frames, ignore_index=True) if frames else None,
-            sent_addresses(self._con, events["message_id"]),
+        if landed.empty and manual.empty:
+            return self._static
+        customers = self.customers
+        if customers is not None:
+            # Only the landed events' customers are needed (to find their addresses).
+            customers = customers[customers["customer_id"].isin(set(landed["customer_id"]))]
+        fresh = build_suppressions(
+            landed,
+            customers,
+            manual if not manual.empty else None,
+            sent_addresses(self._con, landed["message_id"]),
+        )
+        return (
+            pd.concat([self._static, fresh], ignore_index=True)
+            .drop_duplicates()
+            .reset_index(drop=True)
         )
 
 
