@@ -63,6 +63,31 @@ def env_bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     return parse_bool(name, env.get(name), default)
 
 
+def env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole-number environment variable; anything else is an error naming it."""
+    value = env.get(name)
+    if value is None or str(value).strip() == "":
+        return default
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a whole number") from None
+
+
+def env_timezone(env: Mapping[str, str], name: str = "TESSERA_TIMEZONE") -> str:
+    """An IANA timezone name (e.g. UTC, Europe/Berlin); an unknown one is an error naming it."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    value = env.get(name, "UTC")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"{name}={value!r} is not an IANA timezone (e.g. UTC, Europe/Berlin)"
+        ) from None
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where data lives and how the daily partitions are laid out.
@@ -104,10 +129,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     data_dir = Path(env.get("TESSERA_DATA_DIR", PROJECT_ROOT / "data")).resolve()
     return Settings(
         data_dir=data_dir,
-        timezone=env.get("TESSERA_TIMEZONE", "UTC"),
+        timezone=env_timezone(env),
         partitions_start=env.get("TESSERA_PARTITIONS_START", "2025-01-01"),
-        demo_customers=int(env.get("TESSERA_DEMO_CUSTOMERS", "20000")),
-        demo_seed=int(env.get("TESSERA_DEMO_SEED", "42")),
+        demo_customers=env_int(env, "TESSERA_DEMO_CUSTOMERS", 20000),
+        demo_seed=env_int(env, "TESSERA_DEMO_SEED", 42),
         catalog_path=Path(
             env.get("TESSERA_CATALOG", PROJECT_ROOT / "campaigns" / "catalog.yml")
         ).resolve(),

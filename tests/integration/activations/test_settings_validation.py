@@ -72,8 +72,20 @@ def test_sendgrid_region_must_be_global_or_eu(text):
 
 
 def test_an_unknown_timezone_is_refused_when_the_resource_is_built():
-    with pytest.raises(pydantic.ValidationError, match="TESSERA_TIMEZONE='Mars/Olympus'"):
+    with pytest.raises(SettingsError, match="TESSERA_TIMEZONE='Mars/Olympus' is not an IANA"):
         build_activation_settings({"TESSERA_TIMEZONE": "Mars/Olympus"})
+    with pytest.raises(pydantic.ValidationError, match="TESSERA_TIMEZONE='Mars/Olympus'"):
+        ActivationSettings(timezone="Mars/Olympus")
     assert (
         build_activation_settings({"TESSERA_TIMEZONE": "Europe/Berlin"}).timezone == "Europe/Berlin"
     )
+
+
+def test_whole_number_and_timezone_settings_name_the_variable():
+    from orchestration.settings import load_settings
+
+    with pytest.raises(SettingsError, match="TESSERA_DEMO_CUSTOMERS='20k' is not a whole number"):
+        load_settings({"TESSERA_DEMO_CUSTOMERS": "20k"})
+    with pytest.raises(SettingsError, match="TESSERA_TIMEZONE='Europe/Berlinn'"):
+        load_settings({"TESSERA_TIMEZONE": "Europe/Berlinn"})
+    assert load_settings({"TESSERA_DEMO_SEED": " 7 "}).demo_seed == 7
