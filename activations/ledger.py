@@ -10,9 +10,19 @@ import pandas as pd
 
 SCHEMA = "activations"
 
-#: Status life cycle: pending -> sending -> sent | failed | unknown. 'sending' rows found at
-#: start-up were in flight when a process died; they are reconciled before anything is sent.
-STATUSES = ("pending", "sending", "sent", "failed", "unknown")
+#: Status life cycle: pending -> sending -> sent | failed | unknown, or pending -> suppressed
+#: when the send-time check finds the address suppressed (final: never sent). 'sending' rows
+#: found at start-up were in flight when a process died; they are reconciled before anything
+#: is sent.
+STATUSES = ("pending", "sending", "sent", "failed", "unknown", "suppressed")
+
+#: Statuses that count as "left or may have left" for daily ceilings and per-address limits.
+OUT_STATUSES = ("sent", "sending", "unknown")
+
+
+class DuplicateMessageError(ValueError):
+    """Two outbound rows share a message key but differ in what they would send."""
+
 
 DDL = f"""
 create schema if not exists {SCHEMA};
@@ -36,6 +46,9 @@ create table if not exists {SCHEMA}.deliveries (
     last_attempt_at timestamp,
     sent_at timestamp
 );
+alter table {SCHEMA}.deliveries add column if not exists address varchar;
+-- One row per key, enforced by the ledger itself (also on ledgers created before the index).
+create unique index if not exists deliveries_message_key on {SCHEMA}.deliveries (message_key);
 create table if not exists {SCHEMA}.delivery_attempts (
     batch_id varchar,
     attempt integer,
@@ -60,20 +73,45 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
 
 
+def unique_messages(messages: pd.DataFrame) -> pd.DataFrame:
+    """``messages`` with one row per message key.
+
+    Identical repeated rows collapse to one; rows that share a key but differ (another address,
+    template or personalization) raise :class:`DuplicateMessageError`, since either could be the
+    one that was reviewed.
+    """
+    dup = messages["message_key"].duplicated(keep=False)
+    if not dup.any():
+        return messages
+    rows = messages[dup].astype(str).drop_duplicates()
+    conflicting = rows["message_key"][rows["message_key"].duplicated()].unique()
+    if len(conflicting):
+        raise DuplicateMessageError(
+            f"{len(conflicting)} message key(s) appear in several different outbound rows "
+            f"(e.g. {conflicting[0]}); rebuild outbound_messages so each key is one message"
+        )
+    return messages.drop_duplicates("message_key", keep="first")
+
+
 def register(con: duckdb.DuckDBPyConnection, messages: pd.DataFrame) -> int:
-    """Insert keys not yet in the ledger as 'pending'; returns how many were new."""
-    frame = messages[
-        ["message_key", "as_of_date", "campaign_id", "customer_id", "channel", "provider"]
-    ]
+    """Insert keys not yet in the ledger as 'pending'; returns how many were new.
+
+    A key repeated in ``messages`` is registered once (the unique index would refuse a second).
+    """
+    cols = ["message_key", "as_of_date", "campaign_id", "customer_id", "channel", "provider"]
+    frame = unique_messages(messages)
+    frame = frame[cols + (["address"] if "address" in frame.columns else [])]
+    if "address" not in frame.columns:
+        frame = frame.assign(address=None)
     con.register("_new_msgs", frame)
     try:
         n = con.execute(
             f"""
             insert into {SCHEMA}.deliveries
                 (message_key, as_of_date, campaign_id, customer_id, channel, provider, status,
-                 attempts, created_at)
+                 attempts, created_at, address)
             select m.message_key, cast(m.as_of_date as date), m.campaign_id, m.customer_id,
-                   m.channel, m.provider, 'pending', 0, $now
+                   m.channel, m.provider, 'pending', 0, $now, cast(m.address as varchar)
             from _new_msgs m
             where not exists (select 1 from {SCHEMA}.deliveries d where d.message_key = m.message_key)
             """,
@@ -174,16 +212,4 @@ def partition_summary(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.Data
         where as_of_date = $d group by all order by channel, status
         """,
         {"d": as_of},
-    ).df()
-
-
-def sent_history(con: duckdb.DuckDBPyConnection, before: dt.date, days: int = 28) -> pd.DataFrame:
-    """Messages sent per channel and date in the ``days`` before ``before`` (for ceilings)."""
-    return con.execute(
-        f"""
-        select channel, as_of_date, count(*) as sent from {SCHEMA}.deliveries
-        where status = 'sent' and as_of_date < $d and as_of_date >= $d - to_days(cast($n as integer))
-        group by all
-        """,
-        {"d": before, "n": days},
     ).df()

@@ -4,7 +4,11 @@ Set-based in DuckDB: every non-control assignment becomes either one message (wi
 deterministic key and rendered personalization) or one excluded row with the reason.
 Exclusion reasons are attributed in this documented order (first match wins):
 unknown_customer, no_contact, invalid_contact, no_consent, unsubscribed, bounced, spam_reported,
-duplicate_address.
+opted_out, do_not_contact, duplicate_address.
+
+Suppressions match on the normalised address (activations/suppressions.py), so they reach every
+customer record that shares it; ``duplicate_address`` keeps one message per channel and address
+on a date across campaigns (highest priority, then campaign id, then customer id).
 """
 
 from __future__ import annotations
@@ -17,6 +21,12 @@ import pandas as pd
 
 from activations.content import fill_missing_content
 from activations.keys import key_sql
+from activations.suppressions import (
+    REASON_ORDER,
+    address_sql,
+    build_suppressions,
+    match_key_sql,
+)
 
 #: Which provider serves each channel unless configured otherwise.
 DEFAULT_CHANNEL_PROVIDERS: dict[str, str] = {
@@ -25,10 +35,6 @@ DEFAULT_CHANNEL_PROVIDERS: dict[str, str] = {
     "webhook": "webhook",
     "direct_mail": "file",
 }
-
-#: Provider events that stop further contact: (event, scope) where scope 'channel' means only
-#: the channel the event happened on, 'all' means every channel.
-SUPPRESSING_EVENTS = {"unsubscribe": "channel", "bounce": "channel", "spam_report": "all"}
 
 MESSAGE_COLUMNS = [
     "as_of_date",
@@ -68,11 +74,19 @@ def build_outbound(
     suppressions: pd.DataFrame,
     content: pd.DataFrame,
     channel_providers: Mapping[str, str] | None = None,
+    manual: pd.DataFrame | None = None,
+    sent: pd.DataFrame | None = None,
+    customer_records: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return ``(messages, excluded)`` for campaign date ``as_of``.
 
-    ``suppressions`` holds provider events (customer_id, channel, event, occurred_at); only
-    events before ``as_of`` count. Control assignments never become messages.
+    ``suppressions`` holds provider events (message_id, customer_id, channel, event,
+    occurred_at); only events before ``as_of`` count (the send-time check sees the later ones).
+    Opt-outs of every customer record and ``manual`` do-not-contact entries always count;
+    ``sent`` (message_key, channel, address) resolves an event to the address its message went
+    to. ``customer_records`` (default ``customers``) are every customer record whose opt-outs
+    suppress their addresses (e.g. staged earlier and later versions as well as the current
+    ones). Control assignments never become messages.
     """
     providers = {**DEFAULT_CHANNEL_PROVIDERS, **(channel_providers or {})}
     con = duckdb.connect()
@@ -97,7 +111,17 @@ def build_outbound(
             "f", _ensure(features, {"top_category": None, "top_viewed_category_30d": None})
         )
         con.register("s", _ensure(scores, {"top_drivers": None}))
-        con.register("sup", _ensure(suppressions, {"channel": None}))
+        events = _ensure(suppressions, {"channel": None, "message_id": None, "source": "events"})
+        con.register(
+            "sup",
+            build_suppressions(
+                events,
+                customers if customer_records is None else customer_records,
+                manual,
+                sent,
+                before=pd.Timestamp(dt.datetime.combine(as_of, dt.time())),
+            ),
+        )
         con.register(
             "content",
             fill_missing_content(content, a[["campaign_id", "channel"]]) if len(a) else content,
@@ -105,19 +129,13 @@ def build_outbound(
         con.register(
             "prov", pd.DataFrame({"channel": list(providers), "provider": list(providers.values())})
         )
-        scopes = " ".join(f"when '{e}' then '{s}'" for e, s in SUPPRESSING_EVENTS.items())
-        events = ", ".join(f"'{e}'" for e in SUPPRESSING_EVENTS)
+        ranks = " ".join(f"when '{r}' then {i + 1}" for i, r in enumerate(REASON_ORDER))
+        reasons = "[" + ", ".join(f"'{r}'" for r in REASON_ORDER) + "]"
         key = key_sql("a.campaign_id", "a.customer_id", "cast(a.as_of_date as date)", "a.channel")
         con.execute(
             f"""
             create temp table base as
-            with sup_flags as (
-                select customer_id, coalesce(channel, '*') as channel,
-                       case event {scopes} end as scope, event
-                from sup
-                where event in ({events}) and cast(occurred_at as timestamp) < $as_of
-            ),
-            joined as (
+            with joined as (
                 select
                     cast(a.as_of_date as date) as as_of_date,
                     {key} as message_key,
@@ -126,10 +144,7 @@ def build_outbound(
                     a.micro_segment_id, cast(a.priority as integer) as priority,
                     cast(a.duration_days as integer) as duration_days,
                     c.customer_id is not null as is_known,
-                    case a.channel
-                        when 'email' then lower(trim(c.email))
-                        when 'sms' then regexp_replace(c.phone, '[^0-9+]', '', 'g')
-                        else a.customer_id end as address,
+                    {address_sql("a.channel", "c.email", "c.phone", "a.customer_id")} as address,
                     case a.channel
                         when 'email' then coalesce(c.is_email_valid, true)
                         when 'sms' then coalesce(c.is_phone_valid, true)
@@ -153,17 +168,17 @@ def build_outbound(
                                  and content.channel = a.channel
                 left join prov on prov.channel = a.channel
             ),
-            flagged as (
-                select j.*,
-                    exists(select 1 from sup_flags x where x.customer_id = j.customer_id
-                           and x.event = 'unsubscribe'
-                           and (x.channel in (j.channel, '*') or x.scope = 'all')) as is_unsub,
-                    exists(select 1 from sup_flags x where x.customer_id = j.customer_id
-                           and x.event = 'bounce'
-                           and (x.channel in (j.channel, '*') or x.scope = 'all')) as is_bounced,
-                    exists(select 1 from sup_flags x where x.customer_id = j.customer_id
-                           and x.event = 'spam_report') as is_spam
+            hits as (
+                -- The first suppression reason (documented order) of the message's address.
+                select j.message_key, min(case x.reason {ranks} end) as rank
                 from joined j
+                join sup x on x.match_key = {match_key_sql("j.address")}
+                          and x.channel in (j.channel, '*')
+                group by j.message_key
+            ),
+            flagged as (
+                select j.*, list_extract({reasons}, h.rank) as suppression
+                from joined j left join hits h using (message_key)
             )
             select *,
                 case
@@ -174,21 +189,18 @@ def build_outbound(
                       or (channel = 'sms' and not regexp_full_match(address, '{_PHONE_RE}'))
                       then 'invalid_contact'
                     when not is_consented then 'no_consent'
-                    when is_unsub then 'unsubscribed'
-                    when is_bounced then 'bounced'
-                    when is_spam then 'spam_reported'
+                    else suppression
                 end as pre_reason
             from flagged
             """,
-            {"as_of": dt.datetime.combine(as_of, dt.time())},
         )
         con.execute(
             """
             create temp table ranked as
             select *,
                 case when pre_reason is null and row_number() over (
-                        partition by campaign_id, channel, pre_reason is null, address
-                        order by customer_id) > 1
+                        partition by channel, pre_reason is null, address
+                        order by priority desc, campaign_id, customer_id) > 1
                      then 'duplicate_address' else pre_reason end as reason
             from base
             """

@@ -23,6 +23,7 @@ from activations.providers.base import (
     TransientError,
     messages_from_frame,
 )
+from activations.suppressions import reasons_by_key
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,8 @@ class SendReport:
     requests: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # key, channel, reason
+    #: Messages the send-time check held back (final status 'suppressed'): key, channel, reason.
+    suppressed: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def messages_per_second(self) -> float:
@@ -252,6 +255,8 @@ def send_messages(
     retry_failed: bool = False,
     should_stop: Callable[[], bool] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    recheck: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    ceiling: Callable[[Mapping[str, int]], None] | None = None,
 ) -> SendReport:
     """Send every message in ``messages`` (outbound rows) that the ledger has not sent.
 
@@ -259,11 +264,29 @@ def send_messages(
     record outcomes. Keys found 'sending' at start were in flight when a process died: they are
     reconciled with the provider first. Permanent failures are only resent with
     ``retry_failed``; retryable ones (retries exhausted) are resent by every run.
+
+    ``recheck`` is called with each window's messages (message_key, channel, address,
+    customer_id, as_of_date) right before they are marked in flight and returns the ones that
+    must not leave (message_key, reason, source_event): they end 'suppressed' with the reason and
+    are never sent. ``ceiling`` is called with the window's count per channel and raises
+    SendBlockedError when the day's ceiling would be passed (the window stays pending).
     """
+    if in_flight_policy not in IN_FLIGHT_POLICIES:
+        # Anything but an exact 'hold' used to mean resend: refuse instead of guessing.
+        raise SendBlockedError(
+            f"in_flight_policy={in_flight_policy!r} is not allowed; use exactly one of "
+            f"{', '.join(IN_FLIGHT_POLICIES)}"
+        )
     policy = policy or RetryPolicy()
     report = SendReport()
     started = time.perf_counter()
     ledger.ensure_schema(con)
+    # A repeated row must never become a second request (identical rows collapse; rows that
+    # share a key but differ stop the run before anything is sent).
+    try:
+        messages = ledger.unique_messages(messages)
+    except ledger.DuplicateMessageError as exc:
+        raise SendBlockedError(str(exc)) from None
     report.registered = ledger.register(con, messages)
     state = ledger.statuses(con, messages["message_key"])
     report.already_sent = int((state["status"] == "sent").sum())
@@ -299,6 +322,15 @@ def send_messages(
                         f"kill switch engaged: stopped after {report.sent} messages; "
                         "unsent messages stay pending for the next run"
                     )
+                if recheck is not None:
+                    window = _suppress_at_send_time(con, window, recheck, report)
+                if ceiling is not None and window:
+                    per_channel: dict[str, int] = {}
+                    for m in (m for b in window for m in b):
+                        per_channel[m.channel] = per_channel.get(m.channel, 0) + 1
+                    ceiling(per_channel)
+                if not window:
+                    continue
                 _send_window(
                     con, provider, window, policy, gates[provider_name], pool, sleep, report
                 )
@@ -307,6 +339,35 @@ def send_messages(
         provider.flush()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _suppress_at_send_time(
+    con: duckdb.DuckDBPyConnection,
+    window: list[list[Message]],
+    recheck: Callable[[pd.DataFrame], pd.DataFrame],
+    report: SendReport,
+) -> list[list[Message]]:
+    """Drop (and record as 'suppressed') what the send-time check refuses; keep the rest."""
+    frame = pd.DataFrame(
+        [(m.key, m.channel, m.address, m.customer_id, m.as_of_date) for b in window for m in b],
+        columns=["message_key", "channel", "address", "customer_id", "as_of_date"],
+    )
+    hits = recheck(frame)
+    if hits is None or hits.empty:
+        return window
+    reasons = reasons_by_key(hits)
+    channel_of = dict(zip(frame["message_key"], frame["channel"], strict=True))
+    out = pd.DataFrame({"message_key": list(reasons), "error": list(reasons.values())})
+    out["status"] = "suppressed"
+    out["provider_message_id"] = None
+    out["response_code"] = None
+    out["response_excerpt"] = "suppressed at send time"
+    out["is_retryable"] = False
+    out["attempts_delta"] = 0
+    ledger.record_outcomes(con, out)
+    report.suppressed += [(k, channel_of.get(k, ""), r) for k, r in reasons.items()]
+    kept = [[m for m in b if m.key not in reasons] for b in window]
+    return [b for b in kept if b]
 
 
 def _send_window(
@@ -376,22 +437,21 @@ def check_volume(
     floor: int,
     explicit: Mapping[str, int] | None = None,
 ) -> None:
-    """Raise SendBlockedError when a channel would send far more than usual today.
+    """Raise SendBlockedError when a channel would send more than its ceiling in one go.
 
-    The ceiling per channel is the explicit maximum if configured, else
-    ``max(floor, factor x median daily sent over the history)``.
+    The ceiling per channel is activations.ceilings.channel_ceilings (explicit maximum, else
+    ``max(floor, factor x median daily sent over the history)``). `deliveries` checks the
+    calendar day's ledger count with activations.ceilings.DailyCeiling; this is the same rule
+    for a plan alone.
     """
-    explicit = explicit or {}
-    problems = []
-    for channel, n in planned.items():
-        if channel in explicit:
-            ceiling = explicit[channel]
-        else:
-            past = history.loc[history["channel"] == channel, "sent"] if not history.empty else []
-            median = float(pd.Series(past).median()) if len(past) else 0.0
-            ceiling = max(floor, int(factor * median))
-        if n > ceiling:
-            problems.append(f"{channel}: {n:,} planned > ceiling {ceiling:,}")
+    from activations.ceilings import channel_ceilings
+
+    ceilings = channel_ceilings(sorted(planned), history, factor, floor, explicit)
+    problems = [
+        f"{channel}: {n:,} planned > ceiling {ceilings[channel]:,}"
+        for channel, n in planned.items()
+        if n > ceilings[channel]
+    ]
     if problems:
         raise SendBlockedError(
             "daily volume ceiling exceeded (" + "; ".join(problems) + "). Check the matrix and "

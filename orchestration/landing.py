@@ -55,13 +55,21 @@ CONTRACT: dict[str, TableContract] = {
         required=("message_id", "customer_id", "campaign_id", "channel", "event", "occurred_at"),
         optional=("revenue",),
     ),
+    # A do-not-contact list (e.g. a CRM export): an e-mail address or phone number per row;
+    # channel empty or 'all' means every channel. Read by activations/suppressions.py.
+    "suppressions": TableContract(required=("address",), optional=("channel", "reason", "since")),
 }
 
 #: Tables a shop may leave out (no folder, no file) or land header-only: customers and orders
 #: are enough to run. The features that need an optional table are NULL when it is not provided
 #: (docs/data-model.md); an absent table loads as an empty raw table with the contract columns.
-OPTIONAL_TABLES = frozenset({"order_items", "events", "campaign_responses"})
+#: Most shops have no do-not-contact list (`suppressions`) beside their customers' consent flags.
+OPTIONAL_TABLES = frozenset({"order_items", "events", "campaign_responses", "suppressions"})
 REQUIRED_TABLES = tuple(t for t in CONTRACT if t not in OPTIONAL_TABLES)
+
+#: Tables no dbt model stages (so no quarantine either): the activations layer normalises and
+#: applies them itself, and a malformed entry stops the send with its file and row.
+UNMODELLED_TABLES = frozenset({"suppressions"})
 
 #: Tables whose later copies of a key update the earlier ones (customers: consent, address).
 #: Their rows also carry `_source_modified_at`, the file's modification time (UTC), which orders

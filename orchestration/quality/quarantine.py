@@ -10,9 +10,9 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from orchestration.landing import CONTRACT
+from orchestration.landing import CONTRACT, UNMODELLED_TABLES
 
-TABLES: tuple[str, ...] = tuple(CONTRACT)
+TABLES: tuple[str, ...] = tuple(t for t in CONTRACT if t not in UNMODELLED_TABLES)
 
 
 def raw_relation(table: str) -> str:

@@ -1,7 +1,8 @@
 """Activation assets: review (outbound_messages), approval, exactly-once sends, events, uplift."""
 
+import contextlib
 import datetime as dt
-import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -9,13 +10,21 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from activations import ledger
+from activations.approval import MANIFEST_COLUMNS, approval_manifest, check_approval, fingerprint
+from activations.ceilings import DailyCeiling, channel_ceilings, daily_history, local_day
 from activations.content import CONTENT_COLUMNS, content_frame, content_from_catalog
 from activations.errors import ActivationError
 from activations.events import landed_event_files
 from activations.outbound import build_outbound, summarize
 from activations.results import campaign_results as compute_results
-from activations.sender import check_volume, send_messages
+from activations.sender import send_messages
+from activations.suppressions import SendTimeCheck, already_contacted
 from orchestration.defs.activations.resources import ActivationSettings
+from orchestration.defs.activations.suppression_sources import (
+    SuppressionSources,
+    sent_addresses,
+    warehouse_events,
+)
 from orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from orchestration.defs.resources import DataStorage
 from orchestration.metadata import markdown_table, png_markdown
@@ -26,6 +35,17 @@ GROUP = "activations"
 PAUSE_FILE = "SENDS_PAUSED"
 
 
+@contextlib.contextmanager
+def _connection(warehouse: DuckDBResource) -> Iterator:
+    """The warehouse connection, closed also when the step fails: DuckDBResource closes it
+    only on success, and a refused send would otherwise keep the file open in the process."""
+    with warehouse.get_connection() as con:
+        try:
+            yield con
+        finally:
+            con.close()
+
+
 def _content(catalog_path: str) -> pd.DataFrame:
     if not catalog_path or not Path(catalog_path).exists():
         return pd.DataFrame(columns=CONTENT_COLUMNS)
@@ -33,10 +53,6 @@ def _content(catalog_path: str) -> pd.DataFrame:
 
     catalog = load_catalog(catalog_path)
     return content_frame(content_from_catalog(catalog))
-
-
-def _fingerprint(keys: pd.Series) -> str:
-    return hashlib.sha256("|".join(sorted(keys)).encode()).hexdigest()[:16]
 
 
 @dg.asset(
@@ -50,18 +66,24 @@ def _fingerprint(keys: pd.Series) -> str:
         dg.AssetKey("customer_features"),
         dg.AssetKey("customer_scores"),
         dg.AssetKey("fct_campaign_responses"),
+        dg.AssetKey("raw_suppressions"),
     ],
     tags={"tessera/stage": "review"},
 )
 def outbound_messages(
-    context: dg.AssetExecutionContext, warehouse: DuckDBResource, activation: ActivationSettings
+    context: dg.AssetExecutionContext,
+    warehouse: DuckDBResource,
+    storage: DataStorage,
+    activation: ActivationSettings,
 ) -> dg.MaterializeResult:
     """The day's messages before anything is sent (the dry run): one row per message with its
     key, address, template and rendered personalization; excluded recipients with the reason
-    (no consent, unsubscribed, bounced, spam report, invalid or duplicate contact). Review the
-    counts per campaign and channel and the samples, then approve with `send_approval`."""
+    (no consent, unsubscribed, bounced, spam report, opted out or do-not-contact at that
+    address, invalid or duplicate contact). Also refreshes the suppression list
+    (`activations.suppressions`, keyed on the normalised address). Review the counts per
+    campaign and channel and the samples, then approve with `send_approval`."""
     day = dt.date.fromisoformat(context.partition_key)
-    with warehouse.get_connection() as con:
+    with _connection(warehouse) as con:
         assignments = read(
             con, "select * from campaigns.campaign_assignments where as_of_date = $d", {"d": day}
         )
@@ -86,36 +108,25 @@ def outbound_messages(
             "select customer_id, top_drivers from ml.customer_scores where as_of_date = $d",
             {"d": day},
         )
-        suppressions = pd.concat(
-            [
-                s
-                for s in (
-                    read(
-                        con,
-                        "select customer_id, channel, event, occurred_at from marts.fct_campaign_responses where occurred_at < $d",
-                        {"d": day},
-                    ),
-                    read(
-                        con,
-                        "select customer_id, channel, event, occurred_at from activations.provider_events where occurred_at < $d",
-                        {"d": day},
-                    ),
-                )
-                if s is not None
-            ]
-            or [pd.DataFrame(columns=["customer_id", "channel", "event", "occurred_at"])],
-            ignore_index=True,
-        )
+        # The suppression list as known now (its own table), and the events before D that
+        # partition D's review applies; the send-time check applies everything known then.
+        sources = SuppressionSources(con, storage.landing_dir)
+        suppression_list = sources()
+        events_before = warehouse_events(con, before=day)
         messages, excluded = build_outbound(
             day,
             assignments,
             customers if customers is not None else pd.DataFrame(columns=["customer_id"]),
             features if features is not None else pd.DataFrame(columns=["customer_id"]),
             scores if scores is not None else pd.DataFrame(columns=["customer_id"]),
-            suppressions,
+            events_before,
             _content(activation.catalog_path),
+            manual=_manual_entries(sources),
+            sent=sent_addresses(con, events_before["message_id"]),
+            customer_records=sources.customers,
         )
         con.execute("create schema if not exists activations")
+        write_suppressions(con, suppression_list)
         replace_dates(
             con,
             [
@@ -134,7 +145,8 @@ def outbound_messages(
             "dagster/row_count": len(messages),
             "messages": len(messages),
             "excluded": len(excluded),
-            "fingerprint": _fingerprint(messages["message_key"]),
+            "suppressed_addresses": int(suppression_list["match_key"].nunique()),
+            "fingerprint": fingerprint(approval_manifest(messages)),
             "target": activation.target_description(),
             "counts_per_campaign_channel": dg.MetadataValue.md(markdown_table(counts, max_rows=50)),
             "excluded_by_reason": dg.MetadataValue.md(markdown_table(reasons, max_rows=20)),
@@ -160,14 +172,16 @@ def send_approval(
     context: dg.AssetExecutionContext, config: ApprovalConfig, warehouse: DuckDBResource
 ) -> dg.MaterializeResult:
     """Approval of the day's sends: materialize this partition (after reviewing
-    `outbound_messages`) to let `deliveries` send exactly the reviewed messages. Rebuilding
-    `outbound_messages` afterwards changes its fingerprint and voids the approval."""
+    `outbound_messages`) to let `deliveries` send exactly the reviewed messages. The approval
+    binds each message's address, template id, personalization, channel and provider: rebuilding
+    `outbound_messages` with any of them changed voids it, and `deliveries` says what changed."""
     day = dt.date.fromisoformat(context.partition_key)
-    with warehouse.get_connection() as con:
-        keys = con.execute(
-            "select message_key from activations.outbound_messages where as_of_date = $d",
-            {"d": day},
+    with _connection(warehouse) as con:
+        messages = con.execute(
+            "select * from activations.outbound_messages where as_of_date = $d", {"d": day}
         ).df()
+        manifest = approval_manifest(messages)
+        manifest.insert(0, "as_of_date", day)
         row = pd.DataFrame(
             [
                 {
@@ -175,19 +189,71 @@ def send_approval(
                     "approved_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
                     "approved_by": config.approved_by,
                     "note": config.note,
-                    "message_count": len(keys),
-                    "fingerprint": _fingerprint(keys["message_key"]),
+                    "message_count": len(manifest),
+                    "fingerprint": fingerprint(manifest),
                 }
             ]
         )
-        replace_dates(con, [("activations.send_approvals", row)], day)
+        replace_dates(
+            con,
+            [
+                ("activations.send_approvals", row),
+                ("activations.send_approval_messages", manifest),
+            ],
+            day,
+        )
     return dg.MaterializeResult(
         metadata={
             "approved_by": config.approved_by,
-            "messages": len(keys),
+            "messages": len(manifest),
             "fingerprint": row["fingerprint"][0],
         }
     )
+
+
+def _manual_entries(sources: SuppressionSources) -> pd.DataFrame | None:
+    frames = [f for f in (sources.raw_manual, sources.landed_manual()) if f is not None]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def write_suppressions(con, suppressions: pd.DataFrame) -> None:
+    """Replace activations.suppressions (the current list: one row per channel, address,
+    reason and source event)."""
+    con.execute("create schema if not exists activations")
+    con.register("_suppressions", suppressions)
+    try:
+        con.execute(
+            "create or replace table activations.suppressions as "
+            "select channel, address, match_key, reason, source, source_event, customer_id, "
+            "cast(since as timestamp) as since from _suppressions"
+        )
+    finally:
+        con.unregister("_suppressions")
+
+
+def _approved_manifest(con, day: dt.date) -> tuple[pd.DataFrame | None, pd.Series | None]:
+    """The stored approval of ``day`` (its row) and the messages it binds (None: none)."""
+    approval = read(
+        con, "select * from activations.send_approvals where as_of_date = $d", {"d": day}
+    )
+    if approval is None or approval.empty:
+        return None, None
+    row = approval.iloc[0]
+    manifest = read(
+        con,
+        f"select {', '.join(MANIFEST_COLUMNS)} from activations.send_approval_messages "
+        "where as_of_date = $d",
+        {"d": day},
+    )
+    if manifest is None and int(row["message_count"]) == 0:
+        manifest = pd.DataFrame(columns=MANIFEST_COLUMNS)
+    if manifest is None or len(manifest) != int(row["message_count"]):
+        raise ActivationError(
+            f"the approval of {day} at {row['approved_at']} was recorded before approvals bound "
+            "each message's content; review outbound_messages and approve again"
+        )
+    return manifest, row
 
 
 class DeliveriesConfig(dg.Config):
@@ -212,45 +278,58 @@ def deliveries(
     """The delivery ledger (activations.deliveries): each message key recorded before its
     request and its outcome after, with attempts and the provider's response. Sends only what
     was not sent yet (exactly once across crashes and reruns); fails when any message failed,
-    keeping the reason per row. Needs `send_approval` unless `auto_send` is on."""
+    keeping the reason per row. Needs `send_approval` unless `auto_send` is on. Right before
+    each window of requests the suppression list is read again (events and do-not-contact
+    entries landed since the review count) and the ledger is asked whether the address already
+    got a message that day: such messages end `suppressed` with the reason and never leave.
+    The daily ceiling counts the calendar day's sends in the ledger across runs."""
     day = dt.date.fromisoformat(context.partition_key)
     if activation.kill_switch:
         raise dg.Failure(
             "Sending is disabled by the kill switch (TESSERA_SENDS_DISABLED); nothing was sent."
         )
     pause = storage.root / PAUSE_FILE
-    with warehouse.get_connection() as con:
+    with _connection(warehouse) as con:
         messages = con.execute(
             "select * from activations.outbound_messages where as_of_date = $d", {"d": day}
         ).df()
         if not activation.auto_send:
-            approval = read(
-                con, "select * from activations.send_approvals where as_of_date = $d", {"d": day}
-            )
-            if approval is None or approval.empty:
-                raise dg.Failure(
-                    f"Awaiting approval for {day}: review outbound_messages, then materialize "
-                    f"send_approval for this partition (or set auto_send). Nothing was sent.",
+            try:
+                approved, row = _approved_manifest(con, day)
+                check_approval(
+                    day,
+                    messages,
+                    approved,
+                    approved_at=None if row is None else row["approved_at"],
+                    approved_by=None if row is None else row["approved_by"],
                 )
-            if approval["fingerprint"].iloc[0] != _fingerprint(messages["message_key"]):
-                raise dg.Failure(
-                    f"outbound_messages for {day} changed after approval: review and approve again."
-                )
+            except ActivationError as exc:
+                raise dg.Failure(str(exc)) from None
         ledger.ensure_schema(con)
-        already = set(
-            ledger.statuses(con, messages["message_key"]).query("status == 'sent'")["message_key"]
+        state = ledger.statuses(con, messages["message_key"])
+        done = {"sent", "sending", "unknown", "suppressed"} | (
+            set() if config.retry_failed else {"failed"}
         )
+        settled = set(state.loc[state["status"].isin(done), "message_key"])
         planned = (
-            messages[~messages["message_key"].isin(already)].groupby("channel").size().to_dict()
+            messages[~messages["message_key"].isin(settled)].groupby("channel").size().to_dict()
         )
-        try:
-            check_volume(
-                planned,
-                ledger.sent_history(con, day),
+        today = local_day(dt.datetime.now(dt.UTC), activation.timezone)
+        ceiling = DailyCeiling(
+            con,
+            activation.timezone,
+            channel_ceilings(
+                sorted(set(messages["channel"])),
+                daily_history(con, today, activation.timezone),
                 activation.volume_ceiling_factor,
                 activation.volume_ceiling_floor,
                 activation.explicit_ceilings(),
-            )
+            ),
+        )
+        try:
+            ceiling(planned)  # the whole plan first: refuse before anything leaves
+            sources = SuppressionSources(con, storage.landing_dir)
+            write_suppressions(con, sources())
         except ActivationError as exc:
             raise dg.Failure(str(exc)) from None
         providers = activation.build_providers(storage.outbox_dir)
@@ -259,16 +338,22 @@ def deliveries(
         context.log.info(
             "sending %d messages for %s via %s", len(messages), day, activation.target_description()
         )
-        report = send_messages(
-            con,
-            messages,
-            providers,
-            activation.retry_policy(),
-            workers=activation.workers,
-            in_flight_policy=activation.in_flight_policy,
-            retry_failed=config.retry_failed,
-            should_stop=pause.exists,
-        )
+        recheck = SendTimeCheck(sources, lambda window: already_contacted(con, window))
+        try:
+            report = send_messages(
+                con,
+                messages,
+                providers,
+                activation.retry_policy(),
+                workers=activation.workers,
+                in_flight_policy=activation.in_flight_policy,
+                retry_failed=config.retry_failed,
+                should_stop=pause.exists,
+                recheck=recheck,
+                ceiling=ceiling,
+            )
+        except ActivationError as exc:
+            raise dg.Failure(str(exc)) from None
         summary = ledger.partition_summary(con, day)
         failed = con.execute(
             "select message_key, channel, customer_id, status, response_code, error from activations.deliveries "
@@ -281,6 +366,8 @@ def deliveries(
         "already_sent": report.already_sent,
         "reconciled_after_crash": report.reconciled_sent,
         "failed": len(failed),
+        "suppressed_at_send": len(report.suppressed),
+        "suppression_checks": recheck.reads,
         "requests": report.requests,
         "seconds": round(report.seconds, 2),
         "messages_per_second": round(report.messages_per_second),
@@ -318,7 +405,7 @@ def provider_events(warehouse: DuckDBResource, storage: DataStorage) -> dg.Mater
     providers (landed by the event endpoint as files in landing/campaign_responses), appended
     per file once; they feed suppressions and `campaign_results`. Kept forever."""
     files = landed_event_files(storage.landing_dir)
-    with warehouse.get_connection() as con:
+    with _connection(warehouse) as con:
         con.execute("create schema if not exists activations")
         con.execute(
             """create table if not exists activations.provider_events (
@@ -400,7 +487,7 @@ def campaign_results(
     relative lift (Katz log CI), revenue lift (Welch CI), p-value and sample sizes. Conversions
     are completed orders in the campaign window plus attributed conversion events."""
     day = dt.date.fromisoformat(context.partition_key)
-    with warehouse.get_connection() as con:
+    with _connection(warehouse) as con:
         assignments = con.execute(
             "select as_of_date, customer_id, campaign_id, is_control, duration_days from campaigns.campaign_assignments where as_of_date < $d",
             {"d": day},

@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
+from pydantic import field_validator
 
 from activations.errors import ProviderConfigError
 from activations.providers.base import Provider
@@ -19,9 +22,10 @@ from activations.providers.file_export import FileExportProvider
 from activations.providers.sendgrid_email import EU_HOST, GLOBAL_HOST, SendGridProvider
 from activations.providers.twilio_sms import TwilioSmsProvider
 from activations.providers.webhook import WebhookProvider
-from activations.sender import RetryPolicy
-from orchestration.settings import load_settings
+from activations.sender import IN_FLIGHT_POLICIES, RetryPolicy
+from orchestration.settings import env_bool, load_settings, parse_bool, parse_choice
 
+SENDGRID_REGIONS = ("global", "eu")
 DEFAULT_SINK_URL = "http://127.0.0.1:8725"
 #: Credentials used against the local sink (which requires an auth header, not a real key).
 _SINK_SENDGRID_KEY = "SG.local-sink.not-a-real-key"
@@ -40,7 +44,7 @@ class ActivationSettings(dg.ConfigurableResource):
     catalog_path: str = ""
     sendgrid_api_key: str | None = None
     sendgrid_host: str = GLOBAL_HOST
-    sendgrid_region: str = "global"
+    sendgrid_region: Literal["global", "eu"] = "global"
     from_email: str = "news@tessera-shop.example"
     from_name: str = "Tessera Shop"
     sendgrid_sandbox: bool = False
@@ -60,7 +64,37 @@ class ActivationSettings(dg.ConfigurableResource):
     timeout_s: float = 30.0
     max_attempts: int = 6
     base_delay_s: float = 0.5
-    in_flight_policy: str = "hold"
+    in_flight_policy: Literal["hold", "resend"] = "hold"
+    #: The timezone of calendar days for the daily ceilings (TESSERA_TIMEZONE).
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"TESSERA_TIMEZONE={value!r} is not an IANA timezone (e.g. UTC, Europe/Berlin)"
+            ) from exc
+        return value
+
+    @field_validator("live", "auto_send", "kill_switch", "sendgrid_sandbox", mode="before")
+    @classmethod
+    def _one_boolean_syntax(cls, value: object, info) -> bool:  # noqa: ANN001
+        # Pydantic alone would read "y" or "t" as true; every boolean goes through one parser.
+        return parse_bool(info.field_name, value)
+
+    @field_validator("in_flight_policy", mode="before")
+    @classmethod
+    def _exact_policy(cls, value: object) -> str:
+        return parse_choice("in_flight_policy", value, IN_FLIGHT_POLICIES)
+
+    @field_validator("sendgrid_region", mode="before")
+    @classmethod
+    def _known_region(cls, value: object) -> str:
+        # Anything but an exact 'eu' used to mean the global host: EU data would leave the EU.
+        return parse_choice("sendgrid_region", value, SENDGRID_REGIONS)
 
     def explicit_ceilings(self) -> dict[str, int]:
         pairs = {
@@ -144,20 +178,21 @@ class ActivationSettings(dg.ConfigurableResource):
             )
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def build_activation_settings(env: Mapping[str, str] | None = None) -> ActivationSettings:
     """The resource from the environment; secrets as ``dg.EnvVar`` so they never show in the UI."""
     env = os.environ if env is None else env
+    settings = load_settings(dict(env))
     kwargs: dict[str, object] = {
-        "live": _truthy(env.get("TESSERA_LIVE_SENDS")),
+        "live": env_bool(env, "TESSERA_LIVE_SENDS"),
         "sink_url": env.get("TESSERA_SINK_URL", DEFAULT_SINK_URL),
-        "auto_send": _truthy(env.get("TESSERA_AUTO_SEND")),
-        "kill_switch": _truthy(env.get("TESSERA_SENDS_DISABLED")),
-        "catalog_path": str(load_settings(dict(env)).catalog_path),
-        "sendgrid_region": env.get("SENDGRID_REGION", "global"),
+        "auto_send": env_bool(env, "TESSERA_AUTO_SEND"),
+        # An unparseable kill switch raises here, so nothing loads and nothing is sent.
+        "kill_switch": env_bool(env, "TESSERA_SENDS_DISABLED"),
+        "catalog_path": str(settings.catalog_path),
+        "timezone": settings.timezone,
+        "sendgrid_region": parse_choice(
+            "SENDGRID_REGION", env.get("SENDGRID_REGION", "global"), SENDGRID_REGIONS
+        ),
     }
     for field, var in (
         ("sendgrid_api_key", "SENDGRID_API_KEY"),
@@ -176,6 +211,10 @@ def build_activation_settings(env: Mapping[str, str] | None = None) -> Activatio
     ):
         if env.get(var):
             kwargs[field] = env[var]
+    if env.get("TESSERA_IN_FLIGHT_POLICY") is not None:
+        kwargs["in_flight_policy"] = parse_choice(
+            "TESSERA_IN_FLIGHT_POLICY", env["TESSERA_IN_FLIGHT_POLICY"], IN_FLIGHT_POLICIES
+        )
     # The floor of the daily per-channel ceiling: what a first day (no history yet) may send.
     if env.get("TESSERA_VOLUME_CEILING_FLOOR"):
         try:

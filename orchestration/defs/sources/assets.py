@@ -15,6 +15,9 @@ _DESCRIPTIONS = {
     "events": "Web and app behaviour as landed: page/product views, add-to-cart, searches, app opens.",
     "campaign_responses": "Campaign responses as landed, including the provider events Tessera "
     "receives back (delivered, open, click, bounce, unsubscribe, spam report, conversion).",
+    "suppressions": "Manual do-not-contact entries as landed (optional; e.g. a CRM's list): "
+    "address or phone, channel (empty: all), reason, since. Applied to every customer who has "
+    "that address, at review and again right before each provider request.",
 }
 
 RAW_ASSET_KEYS = {table: dg.AssetKey(f"raw_{table}") for table in CONTRACT}

@@ -11,6 +11,23 @@ def messages_factory():
 
 
 @pytest.fixture
+def setup(tmp_path, sink):
+    """A tiny warehouse (test_assets._warehouse) and the resources the activation assets use."""
+    from dagster_duckdb import DuckDBResource
+
+    from orchestration.defs.resources import DataStorage
+    from tests.integration.activations.test_assets import _warehouse
+
+    db = tmp_path / "warehouse.duckdb"
+    _warehouse(db)
+    base = {
+        "warehouse": DuckDBResource(database=str(db)),
+        "storage": DataStorage(data_dir=str(sink.folder.parent)),
+    }
+    return db, base, sink
+
+
+@pytest.fixture
 def sink(tmp_path):
     from activations.sink import running_sink
 

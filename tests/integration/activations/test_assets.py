@@ -3,8 +3,6 @@
 import dagster as dg
 import duckdb
 import pandas as pd
-import pytest
-from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.activations.assets import (
     campaign_results,
@@ -14,7 +12,6 @@ from orchestration.defs.activations.assets import (
     send_approval,
 )
 from orchestration.defs.activations.resources import ActivationSettings, build_activation_settings
-from orchestration.defs.resources import DataStorage
 
 D = "2025-03-01"
 N = 400
@@ -74,17 +71,6 @@ def _warehouse(path):
         con.execute("create table marts.dim_customers as select * from c")
         con.execute("create table marts.customer_features as select * from f")
         con.execute("create table marts.fct_orders as select * from o")
-
-
-@pytest.fixture
-def setup(tmp_path, sink):
-    db = tmp_path / "warehouse.duckdb"
-    _warehouse(db)
-    base = {
-        "warehouse": DuckDBResource(database=str(db)),
-        "storage": DataStorage(data_dir=str(sink.folder.parent)),
-    }
-    return db, base, sink
 
 
 def _run(assets, resources, activation, run_config=None, partition=D):
@@ -167,3 +153,29 @@ def test_without_live_flag_every_provider_targets_the_sink_and_secrets_stay_env_
     providers = act.build_providers(tmp_path)
     assert providers["sendgrid"].host == "http://127.0.0.1:9999"
     assert "real-looking" not in repr(providers) and not act.live
+
+
+def test_content_changed_after_approval_is_not_sent_and_the_refusal_names_it(setup):
+    db, resources, sink = setup
+    act = ActivationSettings(sink_url=sink.url)
+    assert _run([outbound_messages], resources, act).success
+    assert _run([send_approval], resources, act).success
+    with duckdb.connect(str(db)) as con:
+        # Same message keys, other content: what a rebuild after a catalog or data edit gives.
+        con.execute(
+            "update activations.outbound_messages set address = 'attacker@evil.example' "
+            "where customer_id in ('c2', 'c3')"
+        )
+        con.execute(
+            "update activations.outbound_messages set template_id = 'd-" + "e" * 32 + "', "
+            "personalization = replace(personalization, 'Ann', 'Mallory') where customer_id = 'c4'"
+        )
+    blocked = _run([deliveries], resources, act)
+    assert not blocked.success and sink.stats()["messages"] == 0
+    failure = blocked.get_step_failure_events()[0].event_specific_data.error.message
+    assert (
+        "2 addresses, 1 template id, 1 personalization changed" in failure
+        and "since approval at" in failure
+    )
+    assert _run([send_approval], resources, act).success
+    assert _run([deliveries], resources, act).success and sink.stats()["duplicates"] == 0
