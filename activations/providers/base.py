@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import json
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -164,16 +167,19 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
 
 
 def parse_retry_after(headers: Any, now: float) -> float | None:
-    """Seconds to wait from Retry-After (seconds) or X-RateLimit-Reset (epoch seconds)."""
+    """Seconds to wait from Retry-After or X-RateLimit-Reset (epoch seconds).
+
+    Retry-After is either delay-seconds or an HTTP date (RFC 9110 section 10.2.3), e.g.
+    ``Wed, 21 Oct 2026 07:28:00 GMT``; a date is turned into seconds from ``now``.
+    """
     if not headers:
         return None
     get = headers.get
     value = get("Retry-After") or get("retry-after")
     if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
+        seconds = _retry_after_seconds(str(value).strip(), now)
+        if seconds is not None:
+            return seconds
     reset = get("X-RateLimit-Reset") or get("x-ratelimit-reset")
     if reset:
         try:
@@ -181,3 +187,20 @@ def parse_retry_after(headers: Any, now: float) -> float | None:
         except ValueError:
             pass
     return None
+
+
+def _retry_after_seconds(value: str, now: float) -> float | None:
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        # nan/inf are not a delay; a provider never means "wait forever" by them.
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, when.timestamp() - now)
