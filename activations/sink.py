@@ -66,6 +66,9 @@ class FaultPlan:
     first_n: int = 0  # additionally fault exactly the first n requests
     slow_s: float = 2.0
     retry_after_s: float = 0.2
+    #: Every provider request takes this long between reading its body and storing it (a
+    #: provider under load), independent of ``rate``: a client timeout below it is ambiguous.
+    processing_s: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> FaultPlan:
@@ -455,6 +458,10 @@ class SinkServer(ThreadingHTTPServer):
         webhook_secret: str | None,
         faults: FaultPlan,
     ) -> None:
+        self.flight = threading.Condition()
+        self._tickets = 0
+        self.unparsed: dict[int, int] = {}
+        self.in_flight: set[int] = set()
         super().__init__(("127.0.0.1", port), _SinkHandler)
         self.state = state
         self.emitter = emitter
@@ -465,6 +472,57 @@ class SinkServer(ThreadingHTTPServer):
     def handle_error(self, request: object, client_address: object) -> None:
         # Clients that gave up (timeouts, injected drops) are expected: no traceback spam.
         log.debug("sink: client %s went away", client_address)
+
+    # ------------------------------------------------------------- requests in flight
+    # Reconciliation must not answer "not received" for a request the sink has accepted but
+    # not stored yet. Every connection gets a ticket when it is accepted, and every provider
+    # request one when its request line is read; a reconciliation query waits until nothing
+    # with an older ticket is still unparsed or being processed.
+
+    def _ticket(self) -> int:
+        self._tickets += 1
+        return self._tickets
+
+    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        with self.flight:
+            self.unparsed[id(request)] = self._ticket()
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
+        with self.flight:
+            self.unparsed.pop(id(request), None)
+            self.flight.notify_all()
+        super().shutdown_request(request)
+
+    def request_parsed(self, connection: object, provider_request: bool) -> int | None:
+        """The connection's request line is read; returns a ticket for a provider request."""
+        with self.flight:
+            self.unparsed.pop(id(connection), None)
+            ticket = self._ticket()
+            if provider_request:
+                self.in_flight.add(ticket)
+            self.flight.notify_all()
+        return ticket if provider_request else None
+
+    def request_settled(self, ticket: int | None) -> None:
+        """A provider request is stored, refused or dropped: reconciliation may answer."""
+        if ticket is None:
+            return
+        with self.flight:
+            self.in_flight.discard(ticket)
+            self.flight.notify_all()
+
+    def wait_settled(self, timeout: float) -> bool:
+        """Block until every request that reached the sink before now is stored or refused."""
+        with self.flight:
+            barrier = self._ticket()
+            return self.flight.wait_for(
+                lambda: (
+                    all(t > barrier for t in self.in_flight)
+                    and all(t > barrier for t in self.unparsed.values())
+                ),
+                timeout,
+            )
 
     def set_faults(self, plan: FaultPlan) -> None:
         self.faults = plan
@@ -489,6 +547,13 @@ class _SinkHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         log.debug("sink: " + format, *args)
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        path = urlsplit(self.path).path if ok else ""
+        provider = self.command == "POST" and not path.startswith("/_sink/")
+        self._ticket = self.server.request_parsed(self.connection, ok and provider)
+        return ok
 
     def _reply(self, status: int, body: object | None = None, headers: dict | None = None) -> None:
         payload = b"" if body is None else json.dumps(body).encode()
@@ -515,6 +580,12 @@ class _SinkHandler(BaseHTTPRequestHandler):
             self._reply(404, {"errors": [{"message": "not found", "field": None, "help": None}]})
 
     def do_POST(self) -> None:  # noqa: N802
+        try:
+            self._post()
+        finally:
+            self.server.request_settled(self._ticket)
+
+    def _post(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = urlsplit(self.path).path
         if path.startswith("/_sink/"):
@@ -527,6 +598,8 @@ class _SinkHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return None
+        if self.server.faults.processing_s > 0:
+            time.sleep(self.server.faults.processing_s)
         if path == "/v3/mail/send":
             status = self._mail_send(raw)
         elif (m := _TWILIO_PATH.match(path)) is not None:
@@ -536,6 +609,8 @@ class _SinkHandler(BaseHTTPRequestHandler):
         else:
             self._reply(404, {"errors": [{"message": "not found", "field": None, "help": None}]})
             return None
+        # Stored (or refused) now; only the answer is still to come.
+        self.server.request_settled(self._ticket)
         if fault == "slow":
             # Recorded already; the answer comes after the client gave up (an ambiguous timeout).
             self.server.state.log_request(path, status, 0, "slow")
@@ -755,6 +830,9 @@ class _SinkHandler(BaseHTTPRequestHandler):
     def _control(self, path: str, raw: bytes) -> None:
         data = json.loads(raw) if raw else {}
         if path == "/_sink/received":
+            if not self.server.wait_settled(timeout=float(data.get("wait_s", 60.0))):
+                self._reply(503, {"error": "requests still in flight; ask again"})
+                return
             counts = self.server.state.key_counts
             with self.server.state.lock:
                 got = [k for k in data.get("keys", []) if counts.get(k)]

@@ -179,7 +179,9 @@ class SendGridProvider(Provider):
 
     def reconcile(self, keys: Iterable[str]) -> set[str] | None:
         # The real API has no idempotency key; only the local sink can answer.
-        return _http.sink_received(self.sink_url, keys) if self.sink_url else None
+        if not self.sink_url:
+            return None
+        return _http.sink_received(self.sink_url, keys, _http.settle_seconds(self.timeout_s))
 
     def flush(self) -> None:
         if self.sink_url:

@@ -108,7 +108,9 @@ class WebhookProvider(Provider):
         return {m.key: None for m in batch}
 
     def reconcile(self, keys: Iterable[str]) -> set[str] | None:
-        return _http.sink_received(self.sink_url, keys) if self.sink_url else None
+        if not self.sink_url:
+            return None
+        return _http.sink_received(self.sink_url, keys, _http.settle_seconds(self.timeout_s))
 
     def flush(self) -> None:
         if self.sink_url:
