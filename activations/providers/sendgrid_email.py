@@ -21,6 +21,7 @@ from activations.providers.base import (
     PermanentError,
     Provider,
     TransientError,
+    clean_secret,
     parse_retry_after,
     plan_unique_batches,
     redact,
@@ -97,10 +98,14 @@ class SendGridProvider(Provider):
         asm_group_id: int | None = None,
         sink_url: str | None = None,
     ) -> None:
+        raw_key = api_key
+        api_key = clean_secret(api_key) or ""
         if not api_key:
             # The client would silently fall back to $SENDGRID_API_KEY or send "Bearer None".
             raise ProviderConfigError("SendGrid needs an API key (SENDGRID_API_KEY)")
         self._api_key = api_key
+        #: every form of the key as given, for redaction (the raw value may differ from it)
+        self._secrets = [api_key, raw_key]
         self.host = host.rstrip("/")
         self.from_email = from_email
         self.from_name = from_name
@@ -110,7 +115,7 @@ class SendGridProvider(Provider):
         self.sink_url = sink_url
         self._local = threading.local()
         # python_http_client logs request headers (the bearer key) at DEBUG.
-        _http.install_redaction("python_http_client.client", [api_key])
+        _http.install_redaction("python_http_client.client", self._secrets)
 
     def __repr__(self) -> str:  # never show the key
         return f"SendGridProvider(host={self.host!r}, from_email={self.from_email!r})"
@@ -132,6 +137,13 @@ class SendGridProvider(Provider):
         body = build_mail_body(
             batch, self.from_email, self.from_name, self.sandbox, self.asm_group_id
         )
+        error = self._post(batch, body)
+        if isinstance(error, Exception):
+            # Raised here, outside the except block, so no exception chain carries the key.
+            raise error
+        return error
+
+    def _post(self, batch: Sequence[Message], body: dict[str, Any]) -> Any:
         try:
             response = self._client().client.mail.send.post(request_body=body)
         except sg_exc.HTTPError as exc:
@@ -146,6 +158,14 @@ class SendGridProvider(Provider):
             ) from None
         except (http.client.HTTPException, ConnectionError, OSError) as exc:
             raise TransientError(f"connection lost: {type(exc).__name__}", ambiguous=True) from None
+        except (ValueError, TypeError, UnicodeError) as exc:
+            # Raised while the request is built (before anything is sent), e.g. http.client's
+            # "Invalid header value b'Bearer SG...'" for a key with a newline inside: a
+            # configuration problem, and its text holds the key.
+            text = redact(f"{type(exc).__name__}: {exc}", self._secrets)
+            return PermanentError(
+                f"the request could not be built: {text}; check SENDGRID_API_KEY", None, text
+            )
         message_id = None
         headers = getattr(response, "headers", None)
         if headers is not None:
@@ -155,7 +175,7 @@ class SendGridProvider(Provider):
     def _classify(self, exc: sg_exc.HTTPError, batch: Sequence[Message]) -> Exception:
         status = int(exc.status_code)
         raw = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body)
-        excerpt = redact(raw, [self._api_key])
+        excerpt = redact(raw, self._secrets)
         if status == 429 or status >= 500:
             retry_after = parse_retry_after(exc.headers, time.time())
             return TransientError(f"HTTP {status}", status, excerpt, retry_after=retry_after)

@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from activations.errors import ProviderConfigError
-from activations.providers.base import Provider
+from activations.providers.base import Provider, clean_secret
 from activations.providers.file_export import FileExportProvider
 from activations.providers.sendgrid_email import EU_HOST, GLOBAL_HOST, SendGridProvider
 from activations.providers.twilio_sms import TwilioSmsProvider
@@ -106,7 +106,9 @@ class ActivationSettings(dg.ConfigurableResource):
                 sink_url=sink,
             )
             return providers
-        if self.sendgrid_api_key:
+        # Secrets are cleaned when a provider loads them (surrounding whitespace and quotes
+        # removed, see activations.providers.base.clean_secret); blank means unset.
+        if clean_secret(self.sendgrid_api_key):
             host = EU_HOST if self.sendgrid_region == "eu" else self.sendgrid_host
             providers["sendgrid"] = SendGridProvider(
                 self.sendgrid_api_key,
@@ -116,7 +118,7 @@ class ActivationSettings(dg.ConfigurableResource):
                 timeout_s=self.timeout_s,
                 sandbox=self.sendgrid_sandbox,
             )
-        if self.twilio_account_sid and self.twilio_auth_token:
+        if clean_secret(self.twilio_account_sid) and clean_secret(self.twilio_auth_token):
             providers["twilio"] = TwilioSmsProvider(
                 self.twilio_account_sid,
                 self.twilio_auth_token,
@@ -124,7 +126,7 @@ class ActivationSettings(dg.ConfigurableResource):
                 status_callback_url=self.status_callback_url,
                 timeout_s=self.timeout_s,
             )
-        if self.webhook_url and self.webhook_secret:
+        if self.webhook_url and clean_secret(self.webhook_secret):
             providers["webhook"] = WebhookProvider(
                 self.webhook_url, self.webhook_secret, self.timeout_s
             )
