@@ -72,7 +72,8 @@ def build_mail_body(
         "from": sender,
         "template_id": first.template_id,
         "personalizations": personalizations,
-        "categories": ["tessera", first.campaign_id[:255]],
+        # Categories must be unique (a campaign called "tessera" would repeat the first).
+        "categories": list(dict.fromkeys(["tessera", first.campaign_id[:255]])),
     }
     if asm_group_id is not None:
         body["asm"] = {"group_id": asm_group_id}

@@ -26,13 +26,13 @@ GROUP = "activations"
 PAUSE_FILE = "SENDS_PAUSED"
 
 
-def _content(catalog_path: str) -> pd.DataFrame:
+def _content(catalog_path: str, environment: str = "default") -> pd.DataFrame:
     if not catalog_path or not Path(catalog_path).exists():
         return pd.DataFrame(columns=CONTENT_COLUMNS)
     from campaigns.catalog import load_catalog
 
     catalog = load_catalog(catalog_path)
-    return content_frame(content_from_catalog(catalog))
+    return content_frame(content_from_catalog(catalog, environment))
 
 
 def _fingerprint(keys: pd.Series) -> str:
@@ -113,7 +113,7 @@ def outbound_messages(
             features if features is not None else pd.DataFrame(columns=["customer_id"]),
             scores if scores is not None else pd.DataFrame(columns=["customer_id"]),
             suppressions,
-            _content(activation.catalog_path),
+            _content(activation.catalog_path, activation.environment),
         )
         con.execute("create schema if not exists activations")
         replace_dates(

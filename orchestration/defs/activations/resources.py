@@ -61,6 +61,8 @@ class ActivationSettings(dg.ConfigurableResource):
     max_attempts: int = 6
     base_delay_s: float = 0.5
     in_flight_policy: str = "hold"
+    #: Which ids of the catalog's ``templates`` section are used (TESSERA_ENVIRONMENT).
+    environment: str = "default"
 
     def explicit_ceilings(self) -> dict[str, int]:
         pairs = {
@@ -175,6 +177,7 @@ def build_activation_settings(env: Mapping[str, str] | None = None) -> Activatio
         ("twilio_from_number", "TWILIO_FROM_NUMBER"),
         ("webhook_url", "TESSERA_WEBHOOK_URL"),
         ("status_callback_url", "TESSERA_STATUS_CALLBACK_URL"),
+        ("environment", "TESSERA_ENVIRONMENT"),
     ):
         if env.get(var):
             kwargs[field] = env[var]
