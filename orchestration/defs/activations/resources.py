@@ -61,6 +61,10 @@ class ActivationSettings(dg.ConfigurableResource):
     max_attempts: int = 6
     base_delay_s: float = 0.5
     in_flight_policy: str = "hold"
+    #: With in_flight_policy 'schedule': how far ahead SendGrid requests are scheduled. Every
+    #: e-mail leaves this much later; a crashed run can be recovered exactly once until
+    #: 10 minutes before that (SendGrid cancels no batch later).
+    send_ahead_minutes: float = 20.0
     #: Which ids of the catalog's ``templates`` section are used (TESSERA_ENVIRONMENT).
     environment: str = "default"
 
@@ -79,6 +83,15 @@ class ActivationSettings(dg.ConfigurableResource):
     def target_description(self) -> str:
         return "live providers" if self.live else f"local sink at {self.sink_url}"
 
+    def _schedule(self, outbox_dir: Path) -> dict[str, object]:
+        """SendGrid's scheduling arguments under in_flight_policy 'schedule' (else none)."""
+        if self.in_flight_policy != "schedule":
+            return {}
+        return {
+            "send_ahead_s": self.send_ahead_minutes * 60.0,
+            "journal_path": Path(outbox_dir) / "sendgrid_scheduled_batches.jsonl",
+        }
+
     def build_providers(self, outbox_dir: Path) -> Mapping[str, Provider]:
         """Providers by name. Without ``live`` every network provider points at the sink."""
         providers: dict[str, Provider] = {"file": FileExportProvider(outbox_dir)}
@@ -91,6 +104,7 @@ class ActivationSettings(dg.ConfigurableResource):
                 host=sink,
                 timeout_s=self.timeout_s,
                 sink_url=sink,
+                **self._schedule(outbox_dir),  # type: ignore[arg-type]
             )
             providers["twilio"] = TwilioSmsProvider(
                 _SINK_TWILIO_SID,
@@ -119,6 +133,7 @@ class ActivationSettings(dg.ConfigurableResource):
                 host=host,
                 timeout_s=self.timeout_s,
                 sandbox=self.sendgrid_sandbox,
+                **self._schedule(outbox_dir),  # type: ignore[arg-type]
             )
         if clean_secret(self.twilio_account_sid) and clean_secret(self.twilio_auth_token):
             providers["twilio"] = TwilioSmsProvider(
@@ -181,6 +196,14 @@ def build_activation_settings(env: Mapping[str, str] | None = None) -> Activatio
     ):
         if env.get(var):
             kwargs[field] = env[var]
+    if env.get("TESSERA_SEND_AHEAD_MINUTES"):
+        try:
+            kwargs["send_ahead_minutes"] = float(env["TESSERA_SEND_AHEAD_MINUTES"])
+        except ValueError as exc:
+            raise ProviderConfigError(
+                "TESSERA_SEND_AHEAD_MINUTES must be a number of minutes (more than 10), got "
+                f"{env['TESSERA_SEND_AHEAD_MINUTES']!r}"
+            ) from exc
     # The floor of the daily per-channel ceiling: what a first day (no history yet) may send.
     if env.get("TESSERA_VOLUME_CEILING_FLOOR"):
         try:
