@@ -43,6 +43,11 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from activations.providers import webhook as webhook_signing
+from activations.providers.sendgrid_rules import (  # noqa: F401 - part of the sink's API
+    DYNAMIC_TEMPLATE_RE,
+    LEGACY_TEMPLATE_RE,
+    address_problem,
+)
 from activations.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -468,8 +473,6 @@ MAX_SEND_AHEAD_S = 72 * 3600
 #: most 10 batches paused or cancelled at one time.
 CANCEL_BEFORE_S = 600
 MAX_HELD_BATCHES = 10
-MAX_LOCAL_PART = 64
-MAX_ADDRESS = 254
 #: Headers SendGrid sets itself and refuses in ``headers`` (case-insensitive).
 RESERVED_HEADERS = frozenset(
     {
@@ -487,36 +490,6 @@ RESERVED_HEADERS = frozenset(
         "bcc",
     }
 )
-DYNAMIC_TEMPLATE_RE = re.compile(r"^d-[0-9a-f]{32}$")
-_LEGACY_TEMPLATE_RE = re.compile(
-    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE
-)
-_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-_LABEL_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-
-
-def address_problem(address: object) -> str | None:
-    """Why an e-mail address would be refused (syntax and RFC 5321 lengths), or None."""
-    if not isinstance(address, str) or not address:
-        return "Does not contain a valid address."
-    if len(address) > MAX_ADDRESS:
-        return f"Does not contain a valid address: longer than {MAX_ADDRESS} characters."
-    local, at, domain = address.rpartition("@")
-    if not at or not local or not domain:
-        return "Does not contain a valid address."
-    if len(local) > MAX_LOCAL_PART:
-        return (
-            f"Does not contain a valid address: the local part exceeds {MAX_LOCAL_PART} characters."
-        )
-    labels = domain.split(".")
-    if (
-        not _LOCAL_RE.match(local)
-        or len(labels) < 2
-        or not all(_LABEL_RE.match(label) for label in labels)
-        or labels[-1].isdigit()
-    ):
-        return "Does not contain a valid address."
-    return None
 
 
 def _template_errors(body: dict, err) -> None:  # type: ignore[no-untyped-def]
@@ -528,7 +501,7 @@ def _template_errors(body: dict, err) -> None:  # type: ignore[no-untyped-def]
             err("Cannot use dynamic template data without a template ID.", "template_id")
         return
     if not isinstance(template_id, str) or not (
-        DYNAMIC_TEMPLATE_RE.match(template_id) or _LEGACY_TEMPLATE_RE.match(template_id)
+        DYNAMIC_TEMPLATE_RE.match(template_id) or LEGACY_TEMPLATE_RE.match(template_id)
     ):
         err(
             "The Template ID must be a valid template id for your account. "

@@ -29,6 +29,7 @@ from activations.providers.base import (
     plan_unique_batches,
     redact,
 )
+from activations.providers.sendgrid_rules import address_problem
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,17 @@ class SendGridProvider(Provider):
         )
 
     def send_batch(self, batch: Sequence[Message]) -> dict[str, str | None]:
+        # An address SendGrid would refuse fails alone, before any request: the request that
+        # leaves is one SendGrid accepts (and one bad row never holds up the rest).
+        bad = {
+            m.key: f"personalizations.{i}.to.0.email: {problem}"
+            for i, m in enumerate(batch)
+            if (problem := address_problem(m.address))
+        }
+        if bad:
+            raise PermanentError(
+                f"{len(bad)} address(es) SendGrid would refuse", None, "", per_message=bad
+            )
         body = build_mail_body(
             batch, self.from_email, self.from_name, self.sandbox, self.asm_group_id
         )

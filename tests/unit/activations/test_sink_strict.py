@@ -121,3 +121,31 @@ def test_send_at_and_batch_id_follow_the_scheduling_rules(body) -> None:
     assert _fields(body, known_batches={"real"}) == ["send_at", "batch_id"]
     body["send_at"], body["batch_id"] = int(NOW + 1200), "real"
     assert _fields(body, known_batches={"real"}) == []
+
+
+def test_an_address_sendgrid_would_refuse_fails_alone_before_any_request(
+    messages_factory,
+) -> None:
+    from activations.providers.base import PermanentError
+    from activations.providers.sendgrid_email import SendGridProvider
+    from activations.sender import RateGate, RetryPolicy, deliver_batch
+
+    frame = messages_factory(3)
+    frame.loc[1, "address"] = "x" * 330 + "@shop.example"
+    batch = messages_from_frame(frame)
+    provider = SendGridProvider("SG.k.abcdefghijkl", "news@shop.example", host="http://127.0.0.1:9")
+    with pytest.raises(PermanentError) as err:
+        provider.send_batch(batch)
+    assert set(err.value.per_message) == {batch[1].key}
+
+    sent_batches = []
+
+    class Recording(SendGridProvider):
+        def _post(self, batch, body):  # no network: record what would leave
+            sent_batches.append([p["to"][0]["email"] for p in body["personalizations"]])
+            return {m.key: "id" for m in batch}
+
+    rec = Recording("SG.k.abcdefghijkl", "news@shop.example", host="http://127.0.0.1:9")
+    out = deliver_batch(rec, batch, "b", RetryPolicy(), RateGate(), lambda _s: None)
+    assert set(out.failed) == {batch[1].key} and len(out.sent) == 2
+    assert sent_batches == [[batch[0].address, batch[2].address]]
