@@ -925,7 +925,11 @@ class _SinkHandler(BaseHTTPRequestHandler):
                 "X-RateLimit-Remaining": 0,
                 "X-RateLimit-Reset": f"{time.time() + wait:.3f}",
             }
-            self._reply(429, {"errors": [{"field": None, "message": "too many requests"}]}, headers)
+            self._reply(
+                429,
+                {"errors": [{"field": None, "message": "too many requests", "help": None}]},
+                headers,
+            )
         else:
             self._reply(
                 int(fault), {"errors": [{"field": None, "message": "internal error", "help": None}]}
@@ -981,7 +985,7 @@ class _SinkHandler(BaseHTTPRequestHandler):
         else:
             problem, field_ = state.set_batch_status(batch_id, status, time.time()), "batch_id"
         if problem:
-            self._prepared = ({"errors": [{"field": field_, "message": problem}]}, {})
+            self._prepared = ({"errors": [{"field": field_, "message": problem, "help": None}]}, {})
             state.log_request(path, 400, 0, None)
             return 400
         state.log_request(path, 201, 0, None)
