@@ -881,7 +881,21 @@ class _SinkHandler(BaseHTTPRequestHandler):
             self.server.request_settled(self._ticket)
 
     def _post(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        length = (self.headers.get("Content-Length") or "0").strip()
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            # Unread body: answer and close rather than parse garbage as the next request.
+            self.close_connection = True
+            self._reply(
+                413 if length.isdigit() else 400,
+                {
+                    "errors": [
+                        {"message": "bad or too large Content-Length", "field": None, "help": None}
+                    ]
+                },
+                {"Connection": "close"},
+            )
+            return None
+        raw = self.rfile.read(int(length))
         path = urlsplit(self.path).path
         if path.startswith("/_sink/"):
             return self._control(path, raw)

@@ -149,3 +149,16 @@ def test_an_address_sendgrid_would_refuse_fails_alone_before_any_request(
     out = deliver_batch(rec, batch, "b", RetryPolicy(), RateGate(), lambda _s: None)
     assert set(out.failed) == {batch[1].key} and len(out.sent) == 2
     assert sent_batches == [[batch[0].address, batch[2].address]]
+
+
+def test_the_sink_answers_a_bad_content_length(tmp_path) -> None:
+    import socket
+
+    from activations.sink import running_sink
+
+    with running_sink(tmp_path, with_events=False) as sink:
+        host, port = sink.url.split("//")[1].split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"POST /v3/mail/send HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+            reply = sock.recv(4096).decode("latin-1")
+    assert reply.startswith("HTTP/1.1 400")
