@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -39,8 +40,15 @@ def content_frame(items: Iterable[ChannelContent]) -> pd.DataFrame:
 
 
 def default_template_id(campaign_id: str, channel: str) -> str:
-    """A stable placeholder template id for campaigns whose catalog entry names none."""
-    return f"tessera-{campaign_id}-{channel}"
+    """A stable placeholder template id for campaigns whose catalog entry names none.
+
+    E-mail placeholders are shaped like SendGrid dynamic template ids (``d-`` + 32 hex
+    digits), so the strict local sink takes them; a real account rejects them as unknown.
+    """
+    name = f"tessera-{campaign_id}-{channel}"
+    if channel == "email":
+        return "d-" + hashlib.sha256(name.encode()).hexdigest()[:32]
+    return name
 
 
 def _get(obj: Any, *names: str) -> Any:
@@ -52,14 +60,19 @@ def _get(obj: Any, *names: str) -> Any:
     return None
 
 
-def content_from_catalog(catalog: Any) -> list[ChannelContent]:
+def content_from_catalog(catalog: Any, environment: str = "default") -> list[ChannelContent]:
     """Read template ids, offers and texts from a loaded campaign catalog.
 
     Duck-typed on purpose (the catalog's pydantic models live in ``campaigns``): a catalog has
     ``campaigns`` (a list, or a mapping by id); a campaign has ``id``/``campaign_id``,
     ``channels`` and ``templates`` (channel -> template id string, or an object/mapping with
-    ``template_id``, ``offer``, ``text``) and optionally ``offer``.
+    ``template_id``, ``offer``, ``text``) and optionally ``offer``. A catalog with
+    ``provider_template_id`` maps template names to the channel provider's ids for
+    ``environment`` (the catalog's ``templates`` section).
     """
+    from activations.outbound import DEFAULT_CHANNEL_PROVIDERS
+
+    resolve = getattr(catalog, "provider_template_id", None)
     campaigns = _get(catalog, "campaigns") or []
     if isinstance(campaigns, Mapping):
         campaigns = [
@@ -87,6 +100,9 @@ def content_from_catalog(catalog: Any) -> list[ChannelContent]:
                 )
                 ch_offer = _get(spec, "offer") or offer
                 text = _get(spec, "text", "body")
+            if callable(resolve):
+                provider = DEFAULT_CHANNEL_PROVIDERS.get(channel, channel)
+                template_id = resolve(template_id, provider, environment)
             out.append(
                 ChannelContent(cid, channel, template_id, str(ch_offer or ""), text or DEFAULT_TEXT)
             )
@@ -108,9 +124,12 @@ def fill_missing_content(content: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataF
                 sorted(merged.loc[missing, "campaign_id"] + "/" + merged.loc[missing, "channel"])
             ),
         )
-        merged.loc[missing, "template_id"] = (
-            "tessera-" + merged.loc[missing, "campaign_id"] + "-" + merged.loc[missing, "channel"]
-        )
+        merged.loc[missing, "template_id"] = [
+            default_template_id(c, ch)
+            for c, ch in zip(
+                merged.loc[missing, "campaign_id"], merged.loc[missing, "channel"], strict=True
+            )
+        ]
     merged["offer"] = merged["offer"].fillna("")
     merged["text"] = merged["text"].fillna(DEFAULT_TEXT)
     return merged[CONTENT_COLUMNS]

@@ -29,8 +29,10 @@ log = logging.getLogger(__name__)
 
 #: What to do with keys left 'sending' by a dead process when the provider cannot say whether
 #: it accepted them: 'hold' marks them 'unknown' (at most once; a person decides), 'resend'
-#: sends them again (at least once).
-IN_FLIGHT_POLICIES = ("hold", "resend")
+#: sends them again (at least once), 'schedule' (SendGrid) schedules every request ahead under
+#: a batch of its own so that an unknown one is cancelled and sent again (exactly once while
+#: the cancel is still allowed; otherwise like 'hold').
+IN_FLIGHT_POLICIES = ("hold", "resend", "schedule")
 
 
 @dataclass(frozen=True)
@@ -218,23 +220,37 @@ def _reconcile_in_flight(
     in_flight_policy: str,
     report: SendReport,
 ) -> None:
+    """Settle keys a dead process left 'sending': sent, to send again, or unknown (held)."""
     for provider_name, group in rows.groupby("provider"):
         keys = list(group["message_key"])
         provider = providers.get(provider_name)
         accepted = provider.reconcile(keys) if provider else None
-        if accepted is None and in_flight_policy == "hold":
-            report.held_unknown += len(keys)
-            out = pd.DataFrame({"message_key": keys, "status": "unknown"})
-            out["error"] = (
-                "in flight when a previous run died; provider cannot confirm (policy: hold)"
-            )
-        else:
-            accepted = accepted or set()
-            out = pd.DataFrame({"message_key": keys})
-            out["status"] = ["sent" if k in accepted else "pending" for k in keys]
-            out["error"] = None
-            report.reconciled_sent += int((out["status"] == "sent").sum())
-            report.reconciled_resend += int((out["status"] == "pending").sum())
+        recover = getattr(provider, "recover_in_flight", None)
+        if accepted is not None:  # the provider can tell (the local sink)
+            status = {k: "sent" if k in accepted else "pending" for k in keys}
+        elif in_flight_policy == "schedule" and callable(recover):
+            # Cancelled scheduled batches (and keys never scheduled) are known not sent.
+            accepted, not_sent = recover(keys)
+            status = {
+                k: "sent" if k in accepted else "pending" if k in not_sent else "unknown"
+                for k in keys
+            }
+        elif in_flight_policy == "resend":
+            status = dict.fromkeys(keys, "pending")
+        else:  # hold, and schedule for providers that cannot schedule
+            status = dict.fromkeys(keys, "unknown")
+        out = pd.DataFrame({"message_key": keys})
+        out["status"] = [status[k] for k in keys]
+        out["error"] = [
+            "in flight when a previous run died; provider cannot confirm "
+            f"(policy: {in_flight_policy})"
+            if status[k] == "unknown"
+            else None
+            for k in keys
+        ]
+        report.held_unknown += int((out["status"] == "unknown").sum())
+        report.reconciled_sent += int((out["status"] == "sent").sum())
+        report.reconciled_resend += int((out["status"] == "pending").sum())
         out["provider_message_id"] = None
         out["response_code"] = None
         out["response_excerpt"] = ["reconciled after interrupted run"] * len(out)

@@ -1,7 +1,11 @@
 """A local stand-in for SendGrid and Twilio: validates, records, injects faults, emits events.
 
 Listens on 127.0.0.1 only. Endpoints:
-- ``POST /v3/mail/send`` (Bearer auth; SendGrid's limits and error shape; 202 on success)
+- ``POST /v3/mail/send`` (Bearer auth; SendGrid's documented rules and error shape, see
+  :func:`sendgrid_errors`; 202 on success; ``send_at`` + ``batch_id`` schedule a send)
+- ``POST /v3/mail/batch`` (a batch id) and ``POST /v3/user/scheduled_sends`` (pause or
+  cancel a batch, with SendGrid's limits: not later than 10 minutes before ``send_at``, at
+  most 10 batches paused or cancelled at once; a cancelled batch's messages are discarded)
 - ``POST /2010-04-01/Accounts/{sid}/Messages.json`` (basic auth; 201 with a message sid)
 - ``POST /webhook/push`` (HMAC-signed generic webhook)
 - ``POST /_sink/received`` {"keys": [...]} -> keys recorded (reconciliation),
@@ -20,14 +24,16 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import queue
 import random
 import re
+import select
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,6 +43,11 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from activations.providers import webhook as webhook_signing
+from activations.providers.sendgrid_rules import (  # noqa: F401 - part of the sink's API
+    DYNAMIC_TEMPLATE_RE,
+    LEGACY_TEMPLATE_RE,
+    address_problem,
+)
 from activations.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -50,7 +61,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 8725
 MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _E164_RE = re.compile(r"^\+?[0-9]{7,15}$")
 _TWILIO_PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages\.json$")
 FAULT_KINDS = ("429", "500", "503", "slow", "drop")
@@ -66,6 +76,9 @@ class FaultPlan:
     first_n: int = 0  # additionally fault exactly the first n requests
     slow_s: float = 2.0
     retry_after_s: float = 0.2
+    #: Every provider request takes this long between reading its body and storing it (a
+    #: provider under load), independent of ``rate``: a client timeout below it is ambiguous.
+    processing_s: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> FaultPlan:
@@ -196,6 +209,10 @@ class EventEmitter:
         self.pending_path = pending_path
         self._pending: list[dict] = self._load_pending()
         self.q: queue.Queue[dict | None] = queue.Queue()
+        self._scheduled: list[dict] = []
+        self._scheduled_lock = threading.Lock()
+        #: set by the sink: whether a scheduled batch was cancelled
+        self.is_cancelled: Callable[[str | None], bool] = lambda _batch: False
         self.posted_events = 0
         self.failed_posts = 0
         self._session = requests.Session()
@@ -231,8 +248,24 @@ class EventEmitter:
         return due
 
     def submit(self, messages: list[dict]) -> None:
-        if self.events_url:
-            for m in messages:
+        if not self.events_url:
+            return
+        now = self.clock()
+        for m in messages:
+            if (m.get("send_at") or 0) > now:
+                # Scheduled: nothing happens before send_at, and nothing if it is cancelled.
+                with self._scheduled_lock:
+                    self._scheduled.append(m)
+            else:
+                self.q.put(m)
+
+    def _release_scheduled(self) -> None:
+        now = self.clock()
+        with self._scheduled_lock:
+            due = [m for m in self._scheduled if m["send_at"] <= now]
+            self._scheduled = [m for m in self._scheduled if m["send_at"] > now]
+        for m in due:
+            if not self.is_cancelled(m.get("batch_id")):
                 self.q.put(m)
 
     def _run(self) -> None:
@@ -240,6 +273,8 @@ class EventEmitter:
             try:
                 first = self.q.get(timeout=1.0)
             except queue.Empty:
+                if self._scheduled:
+                    self._release_scheduled()
                 if self._pending and self.events_url:
                     due = self._due([])
                     if due:
@@ -307,27 +342,102 @@ class SinkState:
         self.lock = threading.Lock()
         self.received_path = folder / "received.jsonl"
         self.requests_path = folder / "requests.jsonl"
+        self.batches_path = folder / "batches.json"
         self.key_counts: Counter[str] = Counter()
         self.by_channel: Counter[str] = Counter()
         self.status_counts: Counter[str] = Counter()
+        #: SendGrid batch ids (POST /v3/mail/batch) -> status (None, "pause", "cancel") and the
+        #: latest send_at of their messages; a cancelled batch's messages are discarded.
+        self.batches: dict[str, dict] = (
+            json.loads(self.batches_path.read_text()) if self.batches_path.exists() else {}
+        )
         if self.received_path.exists():
             with open(self.received_path, encoding="utf-8") as fh:
                 for line in fh:
                     rec = json.loads(line)
-                    self.key_counts[rec["message_key"]] += 1
-                    self.by_channel[rec["channel"]] += 1
+                    if not self._discarded(rec):
+                        self.key_counts[rec["message_key"]] += 1
+                        self.by_channel[rec["channel"]] += 1
         # Kept open for the sink's lifetime (closed in close()): one append per request.
         self._received = open(self.received_path, "a", encoding="utf-8")  # noqa: SIM115
         self._requests = open(self.requests_path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def _discarded(self, rec: dict) -> bool:
+        batch = self.batches.get(rec.get("batch_id") or "")
+        return bool(batch and batch.get("status") == "cancel")
+
+    def _save_batches(self) -> None:
+        tmp = self.batches_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.batches))
+        tmp.replace(self.batches_path)
 
     def store(self, records: list[dict]) -> None:
         lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
         with self.lock:
             self._received.write(lines)
             self._received.flush()
+            changed = False
             for r in records:
-                self.key_counts[r["message_key"]] += 1
-                self.by_channel[r["channel"]] += 1
+                batch = self.batches.get(r.get("batch_id") or "")
+                if batch is not None:
+                    batch["keys"].append(r["message_key"])
+                    batch["send_at"] = max(batch.get("send_at") or 0, r.get("send_at") or 0)
+                    changed = True
+                if not self._discarded(r):
+                    self.key_counts[r["message_key"]] += 1
+                    self.by_channel[r["channel"]] += 1
+            if changed:
+                self._save_batches()
+
+    def batch_ids(self) -> set[str]:
+        with self.lock:
+            return set(self.batches)
+
+    def create_batch(self) -> str:
+        batch_id = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
+        with self.lock:
+            self.batches[batch_id] = {"status": None, "send_at": None, "keys": []}
+            self._save_batches()
+        return batch_id
+
+    def is_cancelled(self, batch_id: str | None) -> bool:
+        with self.lock:
+            batch = self.batches.get(batch_id or "")
+            return bool(batch and batch.get("status") == "cancel")
+
+    def set_batch_status(self, batch_id: str, status: str, now: float) -> str | None:
+        """Pause or cancel a batch under SendGrid's rules; the reason it is refused, or None."""
+        with self.lock:
+            batch = self.batches.get(batch_id)
+            if batch is None:
+                return f"batch_id {batch_id} is not a valid batch id"
+            if batch.get("status"):
+                return f"batch {batch_id} is already {batch['status']}ed"
+            send_at = batch.get("send_at")
+            if send_at is not None and now > send_at - CANCEL_BEFORE_S:
+                return (
+                    "You can't pause or cancel a batch later than 10 minutes before the "
+                    "scheduled send_at time."
+                )
+            held = [
+                b
+                for b in self.batches.values()
+                if b.get("status") and (b.get("send_at") is None or b["send_at"] > now)
+            ]
+            if len(held) >= MAX_HELD_BATCHES:
+                return (
+                    f"You can't pause or cancel more than {MAX_HELD_BATCHES} different batches "
+                    "at one time."
+                )
+            batch["status"] = status
+            if status == "cancel":
+                for key in batch["keys"]:
+                    self.key_counts[key] -= 1
+                    if self.key_counts[key] <= 0:
+                        del self.key_counts[key]
+                    self.by_channel["email"] -= 1
+            self._save_batches()
+        return None
 
     def log_request(self, path: str, status: int, count: int, fault: str | None) -> None:
         rec = {"at": time.time(), "path": path, "status": status, "messages": count, "fault": fault}
@@ -351,9 +461,89 @@ class SinkState:
         self._requests.close()
 
 
-def sendgrid_errors(body: object) -> list[dict]:
-    """Validate a v3 mail/send body like SendGrid does for the rules Tessera relies on."""
+_HELP = "https://www.twilio.com/docs/sendgrid/api-reference/mail-send/errors"
+#: SendGrid's documented limits of v3 mail/send (docs: "Mail Send" reference, "Limitations",
+#: "Errors"; Cancel Scheduled Sends for batches).
+MAX_CATEGORIES = 10
+MAX_CATEGORY_CHARS = 255
+MAX_CUSTOM_ARGS_BYTES = 10_000
+MAX_BODY_BYTES = 30 * 1024 * 1024
+MAX_SEND_AHEAD_S = 72 * 3600
+#: Cancel Scheduled Sends: no pause or cancel later than 10 minutes before send_at, and at
+#: most 10 batches paused or cancelled at one time.
+CANCEL_BEFORE_S = 600
+MAX_HELD_BATCHES = 10
+#: Headers SendGrid sets itself and refuses in ``headers`` (case-insensitive).
+RESERVED_HEADERS = frozenset(
+    {
+        "x-sg-id",
+        "x-sg-eid",
+        "received",
+        "dkim-signature",
+        "content-type",
+        "content-transfer-encoding",
+        "to",
+        "from",
+        "subject",
+        "reply-to",
+        "cc",
+        "bcc",
+    }
+)
+
+
+def _template_errors(body: dict, err) -> None:  # type: ignore[no-untyped-def]
+    template_id = body.get("template_id")
+    pers = body.get("personalizations") if isinstance(body.get("personalizations"), list) else []
+    has_dynamic_data = any(isinstance(p, dict) and "dynamic_template_data" in p for p in pers)
+    if template_id is None:
+        if has_dynamic_data:
+            err("Cannot use dynamic template data without a template ID.", "template_id")
+        return
+    if not isinstance(template_id, str) or not (
+        DYNAMIC_TEMPLATE_RE.match(template_id) or LEGACY_TEMPLATE_RE.match(template_id)
+    ):
+        err(
+            "The Template ID must be a valid template id for your account. "
+            "Dynamic template ids are d- followed by 32 hexadecimal digits.",
+            "template_id",
+            f"{_HELP}#template_id",
+        )
+    if has_dynamic_data and not (
+        isinstance(template_id, str) and DYNAMIC_TEMPLATE_RE.match(template_id)
+    ):
+        # Named on the template, not on a personalization: the whole request is wrong.
+        err(
+            "Cannot use dynamic template data with a legacy template ID",
+            "template_id",
+            f"{_HELP}#personalizations.dynamic_template_data",
+        )
+
+
+def _custom_args_bytes(*parts: object) -> int:
+    merged: dict = {}
+    for part in parts:
+        if isinstance(part, dict):
+            merged.update(part)
+    return len(json.dumps(merged, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def sendgrid_errors(
+    body: object,
+    known_batches: set[str] | None = None,
+    now: float | None = None,
+    raw_size: int = 0,
+) -> list[dict]:
+    """Validate a v3 mail/send body by SendGrid's documented rules (errors as SendGrid's).
+
+    Covers what a Tessera request can get wrong: sender and recipient address syntax and
+    length, template id format and dynamic data, unique categories (at most 10 of at most 255
+    characters), custom_args under 10,000 bytes per message, at most 1,000 personalizations and
+    1,000 recipients, one address once per request, reserved headers, ``send_at`` at most 72
+    hours ahead and ``batch_id`` from ``POST /v3/mail/batch``.
+    """
     errs: list[dict] = []
+    now = time.time() if now is None else now
 
     def err(message: str, field_: str | None, help_: str | None = None) -> None:
         errs.append({"message": message, "field": field_, "help": help_})
@@ -361,13 +551,17 @@ def sendgrid_errors(body: object) -> list[dict]:
     if not isinstance(body, dict):
         err("Bad Request", None)
         return errs
+    if raw_size > MAX_BODY_BYTES:
+        err("The total size of your email must be less than 30MB.", None, f"{_HELP}#message")
     sender = body.get("from")
-    if not isinstance(sender, dict) or not _EMAIL_RE.match(str(sender.get("email", ""))):
+    if not isinstance(sender, dict) or address_problem(sender.get("email")):
         err(
             "The from email does not contain a valid address.",
             "from.email",
-            "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#message.from",
+            f"{_HELP}#message.from",
         )
+    elif not str(sender.get("email", "")).isascii():
+        err("Unicode encoding is not supported for the from field.", "from.email")
     template_id = body.get("template_id")
     if not template_id and not body.get("content"):
         err(
@@ -381,6 +575,47 @@ def sendgrid_errors(body: object) -> list[dict]:
             "with a subject defined.",
             "subject",
         )
+    _template_errors(body, err)
+    categories = body.get("categories")
+    if categories is not None:
+        if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+            err("The categories parameter must be an array of strings.", "categories")
+        else:
+            if len(categories) > MAX_CATEGORIES:
+                err(
+                    f"You may not have more than {MAX_CATEGORIES} categories per request.",
+                    "categories",
+                )
+            if len({c.lower() for c in categories}) != len(categories):
+                err("The categories parameter must contain unique values.", "categories")
+            for i, c in enumerate(categories):
+                if not c or len(c) > MAX_CATEGORY_CHARS:
+                    err(
+                        f"A category cannot be empty or exceed {MAX_CATEGORY_CHARS} characters.",
+                        f"categories.{i}",
+                    )
+    headers = body.get("headers")
+    if headers is not None:
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            err("Invalid type. The headers must be an object of string values.", "headers")
+        else:
+            for name in headers:
+                if str(name).strip().lower() in RESERVED_HEADERS:
+                    err(
+                        f"The header {name} is reserved and cannot be set in the headers "
+                        "parameter.",
+                        f"headers.{name}",
+                        f"{_HELP}#message.headers",
+                    )
+    send_at = body.get("send_at")
+    if send_at is not None:
+        if not isinstance(send_at, int) or isinstance(send_at, bool):
+            err("send_at must be a UNIX timestamp (whole seconds).", "send_at")
+        elif send_at > now + MAX_SEND_AHEAD_S:
+            err("You cannot schedule a send more than 72 hours in advance.", "send_at")
+    batch_id = body.get("batch_id")
+    if batch_id is not None and (known_batches is None or batch_id not in known_batches):
+        err("The batch ID is not valid. Create one with POST /v3/mail/batch.", "batch_id")
     pers = body.get("personalizations")
     if not isinstance(pers, list) or not pers:
         err(
@@ -390,8 +625,9 @@ def sendgrid_errors(body: object) -> list[dict]:
         return errs
     if len(pers) > MAX_PERSONALIZATIONS:
         err(
-            f"The personalizations field must have no more than {MAX_PERSONALIZATIONS} "
-            "personalizations.",
+            f"The personalization block is limited to {MAX_PERSONALIZATIONS} personalizations "
+            f"per API request. You have provided {len(pers)} personalizations. Please consider "
+            "splitting this into multiple requests and resending your request.",
             "personalizations",
         )
         return errs
@@ -413,12 +649,20 @@ def sendgrid_errors(body: object) -> list[dict]:
         for kind in ("to", "cc", "bcc"):
             for j, r in enumerate(p.get(kind) or []):
                 recipients += 1
-                addr = str((r or {}).get("email", ""))
+                r = r if isinstance(r, dict) else {}
+                addr = r.get("email", "")
                 where = f"personalizations.{i}.{kind}.{j}.email"
-                if not _EMAIL_RE.match(addr):
-                    err("Does not contain a valid address.", where)
+                problem = address_problem(addr)
+                if problem:
+                    err(problem, where, f"{_HELP}#personalizations.to")
                     continue
-                low = addr.lower()
+                name = r.get("name")
+                if isinstance(name, str) and (";" in name or "," in name):
+                    err(
+                        "The to.name, cc.name, and bcc.name cannot include ; or , characters.",
+                        f"personalizations.{i}.{kind}.{j}.name",
+                    )
+                low = str(addr).lower()
                 if low in seen:
                     err(
                         "Each email address in the personalization block should be unique between "
@@ -429,14 +673,29 @@ def sendgrid_errors(body: object) -> list[dict]:
                 else:
                     seen[low] = f"personalizations.{i}.{kind}"
         args = p.get("custom_args") or {}
-        if any(not isinstance(v, str) for v in args.values()):
+        if not isinstance(args, dict) or any(not isinstance(v, str) for v in args.values()):
             err(
                 "Invalid type. Expected: string, given: number.",
                 f"personalizations.{i}.custom_args",
             )
+        elif _custom_args_bytes(body.get("custom_args"), args) >= MAX_CUSTOM_ARGS_BYTES:
+            err(
+                f"The total length of custom arguments must be less than "
+                f"{MAX_CUSTOM_ARGS_BYTES} bytes.",
+                f"personalizations.{i}.custom_args",
+            )
+        p_headers = p.get("headers")
+        if isinstance(p_headers, dict):
+            for hname in p_headers:
+                if str(hname).strip().lower() in RESERVED_HEADERS:
+                    err(
+                        f"The header {hname} is reserved and cannot be set in the headers "
+                        "parameter.",
+                        f"personalizations.{i}.headers.{hname}",
+                    )
     if recipients > MAX_RECIPIENTS:
         err(
-            f"The total number of recipients must be no more than {MAX_RECIPIENTS}.",
+            f"There is a limit of {MAX_RECIPIENTS} total recipients (to + cc + bcc) per request.",
             "personalizations",
         )
     return errs
@@ -455,6 +714,12 @@ class SinkServer(ThreadingHTTPServer):
         webhook_secret: str | None,
         faults: FaultPlan,
     ) -> None:
+        self.flight = threading.Condition()
+        self._tickets = 0
+        self.unparsed: dict[int, int] = {}  # connection -> ticket, until its first request
+        self.idle: dict[int, socket.socket] = {}  # kept-alive connections between requests
+        self.parsed: dict[int, int] = {}  # connection -> requests parsed on it
+        self.in_flight: dict[int, int] = {}  # provider request ticket -> connection
         super().__init__(("127.0.0.1", port), _SinkHandler)
         self.state = state
         self.emitter = emitter
@@ -465,6 +730,89 @@ class SinkServer(ThreadingHTTPServer):
     def handle_error(self, request: object, client_address: object) -> None:
         # Clients that gave up (timeouts, injected drops) are expected: no traceback spam.
         log.debug("sink: client %s went away", client_address)
+
+    # ------------------------------------------------------------- requests in flight
+    # Reconciliation must not answer "not received" for a request the sink has accepted but
+    # not stored yet. Every connection gets a ticket when it is accepted, and every provider
+    # request one when its request line is read; a reconciliation query waits until nothing
+    # with an older ticket is still unparsed or being processed.
+
+    def _ticket(self) -> int:
+        self._tickets += 1
+        return self._tickets
+
+    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        with self.flight:
+            self.unparsed[id(request)] = self._ticket()
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
+        with self.flight:
+            self.unparsed.pop(id(request), None)
+            self.idle.pop(id(request), None)
+            self.parsed.pop(id(request), None)
+            self.flight.notify_all()
+        super().shutdown_request(request)
+
+    def request_parsed(self, connection: object, provider_request: bool) -> int | None:
+        """The connection's request line is read; returns a ticket for a provider request."""
+        conn = id(connection)
+        with self.flight:
+            self.unparsed.pop(conn, None)
+            self.idle.pop(conn, None)
+            self.parsed[conn] = self.parsed.get(conn, 0) + 1
+            ticket = self._ticket()
+            if provider_request:
+                self.in_flight[ticket] = conn
+            self.flight.notify_all()
+        return ticket if provider_request else None
+
+    def request_settled(self, ticket: int | None) -> None:
+        """A provider request is stored, refused or dropped: reconciliation may answer."""
+        if ticket is None:
+            return
+        with self.flight:
+            self.in_flight.pop(ticket, None)
+            self.flight.notify_all()
+
+    def connection_idle(self, connection: socket.socket) -> None:
+        """A kept-alive connection waits for its next request."""
+        with self.flight:
+            self.idle[id(connection)] = connection
+
+    def wait_settled(self, timeout: float) -> bool:
+        """Block until every request that reached the sink before now is stored or refused.
+
+        Older tickets cover new connections and requests being processed; a kept-alive
+        connection with unread bytes holds a request that has arrived but is not parsed yet.
+        """
+        with self.flight:
+            barrier = self._ticket()
+            idle = list(self.idle.items())
+            seen = {conn: self.parsed.get(conn, 0) for conn, _ in idle}
+        readable: set[int] = set()
+        if idle:
+            try:
+                ready, _, _ = select.select([c for _, c in idle], [], [], 0)
+            except (OSError, ValueError):  # a connection closed meanwhile
+                ready = []
+            readable = {id(c) for c in ready}
+        with self.flight:
+            waiting = {conn: seen[conn] for conn in readable}
+
+            def settled() -> bool:
+                if any(t < barrier for t in self.in_flight):
+                    return False
+                if any(t < barrier for t in self.unparsed.values()):
+                    return False
+                busy = set(self.in_flight.values())
+                return all(
+                    conn not in self.parsed  # closed
+                    or (self.parsed[conn] > seen and conn not in busy)
+                    for conn, seen in waiting.items()
+                )
+
+            return self.flight.wait_for(settled, timeout)
 
     def set_faults(self, plan: FaultPlan) -> None:
         self.faults = plan
@@ -489,6 +837,18 @@ class _SinkHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         log.debug("sink: " + format, *args)
+
+    def handle_one_request(self) -> None:
+        super().handle_one_request()
+        if not self.close_connection:
+            self.server.connection_idle(self.connection)
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        path = urlsplit(self.path).path if ok else ""
+        provider = self.command == "POST" and not path.startswith("/_sink/")
+        self._ticket = self.server.request_parsed(self.connection, ok and provider)
+        return ok
 
     def _reply(self, status: int, body: object | None = None, headers: dict | None = None) -> None:
         payload = b"" if body is None else json.dumps(body).encode()
@@ -515,7 +875,27 @@ class _SinkHandler(BaseHTTPRequestHandler):
             self._reply(404, {"errors": [{"message": "not found", "field": None, "help": None}]})
 
     def do_POST(self) -> None:  # noqa: N802
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            self._post()
+        finally:
+            self.server.request_settled(self._ticket)
+
+    def _post(self) -> None:
+        length = (self.headers.get("Content-Length") or "0").strip()
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            # Unread body: answer and close rather than parse garbage as the next request.
+            self.close_connection = True
+            self._reply(
+                413 if length.isdigit() else 400,
+                {
+                    "errors": [
+                        {"message": "bad or too large Content-Length", "field": None, "help": None}
+                    ]
+                },
+                {"Connection": "close"},
+            )
+            return None
+        raw = self.rfile.read(int(length))
         path = urlsplit(self.path).path
         if path.startswith("/_sink/"):
             return self._control(path, raw)
@@ -527,8 +907,12 @@ class _SinkHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return None
+        if self.server.faults.processing_s > 0:
+            time.sleep(self.server.faults.processing_s)
         if path == "/v3/mail/send":
             status = self._mail_send(raw)
+        elif path in ("/v3/mail/batch", "/v3/user/scheduled_sends"):
+            status = self._scheduled_sends(path, raw)
         elif (m := _TWILIO_PATH.match(path)) is not None:
             status = self._twilio(m.group(1), raw)
         elif path == "/webhook/push":
@@ -536,6 +920,8 @@ class _SinkHandler(BaseHTTPRequestHandler):
         else:
             self._reply(404, {"errors": [{"message": "not found", "field": None, "help": None}]})
             return None
+        # Stored (or refused) now; only the answer is still to come.
+        self.server.request_settled(self._ticket)
         if fault == "slow":
             # Recorded already; the answer comes after the client gave up (an ambiguous timeout).
             self.server.state.log_request(path, status, 0, "slow")
@@ -553,7 +939,11 @@ class _SinkHandler(BaseHTTPRequestHandler):
                 "X-RateLimit-Remaining": 0,
                 "X-RateLimit-Reset": f"{time.time() + wait:.3f}",
             }
-            self._reply(429, {"errors": [{"field": None, "message": "too many requests"}]}, headers)
+            self._reply(
+                429,
+                {"errors": [{"field": None, "message": "too many requests", "help": None}]},
+                headers,
+            )
         else:
             self._reply(
                 int(fault), {"errors": [{"field": None, "message": "internal error", "help": None}]}
@@ -565,7 +955,7 @@ class _SinkHandler(BaseHTTPRequestHandler):
         body, headers = self._prepared
         self._reply(status, body, headers)
 
-    def _mail_send(self, raw: bytes) -> int:
+    def _sendgrid_auth(self, path: str) -> bool:
         auth = self.headers.get("Authorization", "")
         expected = self.server.api_key
         if (
@@ -585,13 +975,45 @@ class _SinkHandler(BaseHTTPRequestHandler):
                 },
                 {},
             )
-            self.server.state.log_request("/v3/mail/send", 401, 0, None)
+            self.server.state.log_request(path, 401, 0, None)
+            return False
+        return True
+
+    def _scheduled_sends(self, path: str, raw: bytes) -> int:
+        """``POST /v3/mail/batch`` (a new batch id) and ``POST /v3/user/scheduled_sends``."""
+        if not self._sendgrid_auth(path):
+            return 401
+        state = self.server.state
+        if path == "/v3/mail/batch":
+            batch_id = state.create_batch()
+            state.log_request(path, 201, 0, None)
+            self._prepared = ({"batch_id": batch_id}, {})
+            return 201
+        try:
+            data = json.loads(raw)
+            batch_id, status = data["batch_id"], data["status"]
+        except (ValueError, KeyError, TypeError):
+            data, batch_id, status = None, None, None
+        if not isinstance(batch_id, str) or status not in ("pause", "cancel"):
+            problem, field_ = 'the body must be {"batch_id": ..., "status": "pause"|"cancel"}', None
+        else:
+            problem, field_ = state.set_batch_status(batch_id, status, time.time()), "batch_id"
+        if problem:
+            self._prepared = ({"errors": [{"field": field_, "message": problem, "help": None}]}, {})
+            state.log_request(path, 400, 0, None)
+            return 400
+        state.log_request(path, 201, 0, None)
+        self._prepared = ({"batch_id": batch_id, "status": status}, {})
+        return 201
+
+    def _mail_send(self, raw: bytes) -> int:
+        if not self._sendgrid_auth("/v3/mail/send"):
             return 401
         try:
             body = json.loads(raw)
         except ValueError:
             body = None
-        errors = sendgrid_errors(body)
+        errors = sendgrid_errors(body, self.server.state.batch_ids(), raw_size=len(raw))
         if errors:
             self._prepared = ({"errors": errors}, {})
             self.server.state.log_request("/v3/mail/send", 400, 0, None)
@@ -614,6 +1036,8 @@ class _SinkHandler(BaseHTTPRequestHandler):
                     "template_id": body.get("template_id"),
                     "provider_message_id": msg_id,
                     "dynamic_template_data": p.get("dynamic_template_data"),
+                    "batch_id": body.get("batch_id"),
+                    "send_at": body.get("send_at"),
                     "received_at": now,
                 }
             )
@@ -755,6 +1179,9 @@ class _SinkHandler(BaseHTTPRequestHandler):
     def _control(self, path: str, raw: bytes) -> None:
         data = json.loads(raw) if raw else {}
         if path == "/_sink/received":
+            if not self.server.wait_settled(timeout=float(data.get("wait_s", 60.0))):
+                self._reply(503, {"error": "requests still in flight; ask again"})
+                return
             counts = self.server.state.key_counts
             with self.server.state.lock:
                 got = [k for k in data.get("keys", []) if counts.get(k)]
@@ -793,8 +1220,11 @@ class SinkHandle:
         self.server.emitter.flush(timeout)
 
     def received(self) -> list[dict]:
-        with open(self.server.state.received_path, encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh]
+        """Every message received, except those of cancelled scheduled batches (discarded)."""
+        state = self.server.state
+        with open(state.received_path, encoding="utf-8") as fh:
+            records = [json.loads(line) for line in fh]
+        return [r for r in records if not state.is_cancelled(r.get("batch_id"))]
 
 
 @contextmanager
@@ -826,6 +1256,7 @@ def running_sink(
         target = events_url or own_url
         state = SinkState(folder)
         emitter = EventEmitter(target, key, seed, pending_path=folder / "pending_events.jsonl")
+        emitter.is_cancelled = state.is_cancelled
         server = SinkServer(port, state, emitter, api_key, webhook_secret, faults or FaultPlan())
         thread = threading.Thread(target=server.serve_forever, name="tessera-sink", daemon=True)
         thread.start()

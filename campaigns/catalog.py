@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +22,20 @@ WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Scalar = bool | int | float | str
 
 _ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+#: Which provider serves each channel (mirrors activations.outbound.DEFAULT_CHANNEL_PROVIDERS;
+#: a test keeps the two equal, campaigns/ does not import activations/).
+CHANNEL_PROVIDERS: dict[str, str] = {
+    "email": "sendgrid",
+    "sms": "twilio",
+    "webhook": "webhook",
+    "direct_mail": "file",
+}
+Provider = Literal["sendgrid", "twilio", "webhook", "file"]
+#: The environment a template id is looked up for when no other is named.
+DEFAULT_ENVIRONMENT = "default"
+#: A SendGrid dynamic template id: "d-" and 32 lower-case hexadecimal digits.
+SENDGRID_TEMPLATE_RE = re.compile(r"^d-[0-9a-f]{32}$")
 
 
 class _Model(BaseModel):
@@ -139,6 +154,11 @@ class Policies(_Model):
         return value
 
 
+#: Provider template ids of one catalog template: one id for every environment, or one per
+#: environment (``default`` required, e.g. ``{default: d-..., production: d-...}``).
+TemplateIds = str | dict[str, str]
+
+
 class Catalog(_Model):
     """The whole catalog file."""
 
@@ -147,6 +167,23 @@ class Catalog(_Model):
     target_groups: list[TargetGroup] = Field(default_factory=list)
     campaigns: list[Campaign] = Field(default_factory=list)
     policies: Policies = Field(default_factory=Policies)
+    #: catalog template name -> provider -> id (or ids per environment). Campaigns name
+    #: templates by readable names; what a provider receives is looked up here.
+    templates: dict[str, dict[Provider, TemplateIds]] = Field(default_factory=dict)
+
+    def provider_template_id(
+        self, name: str, provider: str, environment: str = DEFAULT_ENVIRONMENT
+    ) -> str:
+        """The id ``provider`` knows template ``name`` by in ``environment``.
+
+        Unmapped names are sent as they are (a campaign may name a provider id directly).
+        """
+        spec = self.templates.get(name, {}).get(provider)  # type: ignore[call-overload]
+        if spec is None:
+            return name
+        if isinstance(spec, str):
+            return spec
+        return spec.get(environment) or spec.get(DEFAULT_ENVIRONMENT) or name
 
     def campaign(self, campaign_id: str) -> Campaign:
         for c in self.campaigns:
@@ -164,9 +201,17 @@ class Catalog(_Model):
         return [c for c in self.campaigns if c.is_active(day)]
 
     def template(self, campaign_id: str, channel: str) -> tuple[str, str | None]:
-        """The template id and offer an activation renders for ``campaign_id`` on ``channel``."""
+        """The catalog template name and offer for ``campaign_id`` on ``channel``."""
         campaign = self.campaign(campaign_id)
         return campaign.templates[channel], campaign.offer  # type: ignore[index]
+
+    def channel_template_id(
+        self, campaign_id: str, channel: str, environment: str = DEFAULT_ENVIRONMENT
+    ) -> str:
+        """The id the channel's provider receives for ``campaign_id`` in ``environment``."""
+        name, _ = self.template(campaign_id, channel)
+        provider = CHANNEL_PROVIDERS.get(channel, channel)
+        return self.provider_template_id(name, provider, environment)
 
     def templates_frame(self) -> Any:
         """One row per (campaign_id, channel): name, template_id, offer, owner (for activations)."""
@@ -344,11 +389,61 @@ _Loader.add_constructor(
 )
 
 
+#: The most YAML nodes a catalog may expand to once aliases are followed. The demo catalog has
+#: about 1,500; an alias bomb (a few hundred bytes that expand to millions of nodes) stops here
+#: instead of taking seconds and gigabytes in the line map and in validation.
+MAX_EXPANDED_NODES = 100_000
+
+
+def _expanded_size(root: yaml.Node, source: str) -> int:
+    """Nodes in the document with every alias expanded, computed without expanding them."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        ident = id(node)
+        if ident in sizes:
+            return sizes[ident]
+        if ident in active:
+            raise CatalogError(
+                source,
+                [
+                    f"catalog: an alias refers to its own anchor (a recursive structure) "
+                    f"({source}:{node.start_mark.line + 1})"
+                ],
+            )
+        active.add(ident)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        active.discard(ident)
+        sizes[ident] = total = min(total, MAX_EXPANDED_NODES + 1)
+        return total
+
+    return size(root)
+
+
 def parse_catalog(text: str, source: str = "catalog.yml") -> Catalog:
     """Parse and validate catalog YAML; raise :class:`CatalogError` listing every problem."""
     try:
-        root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+            if root is not None and _expanded_size(root, source) > MAX_EXPANDED_NODES:
+                raise CatalogError(
+                    source,
+                    [
+                        f"catalog: YAML anchors and aliases expand to more than "
+                        f"{MAX_EXPANDED_NODES:,} nodes; write the repeated parts out or use "
+                        f"fewer nested aliases ({source}:1)"
+                    ],
+                )
+            # Built from the node already composed: the text is parsed once.
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -560,9 +655,56 @@ def _cross_check(catalog: Catalog, loc: _Locator) -> list[str]:
                         " priority or both distinct tie_break values",
                     )
                 )
+    problems.extend(_check_templates(catalog, loc))
     for j, g in enumerate(catalog.policies.always_exclude):
         if g not in group_ids:
             problems.append(
                 loc.message(("policies", "always_exclude", j), f"unknown target group {g!r}")
             )
+    return problems
+
+
+def _template_id_problem(provider: str, template_id: str) -> str | None:
+    if provider == "sendgrid" and not SENDGRID_TEMPLATE_RE.match(template_id):
+        return (
+            f"{template_id!r} is not a SendGrid dynamic template id (d- followed by 32 "
+            "lower-case hexadecimal digits)"
+        )
+    return None
+
+
+def _check_templates(catalog: Catalog, loc: _Locator) -> list[str]:
+    """Template ids per channel's provider: mapped ids well-formed, every campaign's resolvable."""
+    problems: list[str] = []
+    for name, by_provider in catalog.templates.items():
+        for provider, spec in by_provider.items():
+            path: Path_ = ("templates", name, provider)
+            ids = {DEFAULT_ENVIRONMENT: spec} if isinstance(spec, str) else dict(spec)
+            if isinstance(spec, dict) and DEFAULT_ENVIRONMENT not in spec:
+                problems.append(
+                    loc.message(
+                        path,
+                        f"needs a '{DEFAULT_ENVIRONMENT}' id (used by every environment not "
+                        f"listed; has {', '.join(sorted(spec)) or 'none'})",
+                    )
+                )
+            for env, template_id in ids.items():
+                problem = _template_id_problem(provider, template_id)
+                if problem:
+                    where = path if isinstance(spec, str) else (*path, env)
+                    problems.append(loc.message(where, problem))
+    for i, c in enumerate(catalog.campaigns):
+        for channel, name in c.templates.items():
+            provider = CHANNEL_PROVIDERS.get(channel, channel)
+            if name in catalog.templates and provider in catalog.templates[name]:
+                continue  # checked above
+            problem = _template_id_problem(provider, name)
+            if problem:
+                problems.append(
+                    loc.message(
+                        ("campaigns", i, "templates", channel),
+                        f"{problem}: map it in the catalog's templates section, e.g. "
+                        f"templates: {{{name}: {{{provider}: {{default: d-...}}}}}}",
+                    )
+                )
     return problems

@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 import requests
 
 from activations.providers.base import redact
 
-SINK_TIMEOUT_S = 30.0
+SINK_TIMEOUT_S = 90.0
+#: The longest a reconciliation waits out the client timeout before it asks (see below).
+MAX_SETTLE_S = 2.0
 
 
-def sink_received(sink_url: str, keys: Iterable[str]) -> set[str]:
-    """Keys the local sink has recorded (its reconciliation endpoint)."""
+def settle_seconds(client_timeout_s: float) -> float:
+    """How long to wait before asking whether an ambiguous request arrived."""
+    return max(0.0, min(client_timeout_s, MAX_SETTLE_S))
+
+
+def sink_received(sink_url: str, keys: Iterable[str], settle_s: float = 0.0) -> set[str]:
+    """Keys the local sink has recorded (its reconciliation endpoint).
+
+    A request that timed out on the client may still be on its way or being processed.
+    The sink answers only once every request that reached it before the query is stored or
+    refused; ``settle_s`` (the client timeout, capped) first covers bytes still travelling
+    on a kept-alive connection. "Not received" is then final.
+    """
     keys = list(keys)
     if not keys:
         return set()
+    if settle_s > 0:
+        time.sleep(settle_s)
     resp = requests.post(
-        f"{sink_url.rstrip('/')}/_sink/received", json={"keys": keys}, timeout=SINK_TIMEOUT_S
+        f"{sink_url.rstrip('/')}/_sink/received",
+        json={"keys": keys, "wait_s": SINK_TIMEOUT_S - 30.0},
+        timeout=SINK_TIMEOUT_S,
     )
     resp.raise_for_status()
     return set(resp.json()["received"])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import json
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -153,27 +156,67 @@ _SECRET_PATTERNS = [
 ]
 
 
+_QUOTES = ('"', "'")
+
+
+def clean_secret(value: str | None) -> str | None:
+    """A secret as loaded: surrounding whitespace and one pair of surrounding quotes removed.
+
+    Mounted secret files end in a newline and .env files often quote values; neither is ever
+    part of an API key, and either makes a header invalid. None (or nothing left) means unset.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in _QUOTES:
+        text = text[1:-1].strip()
+    return text or None
+
+
+def secret_forms(secret: str) -> list[str]:
+    """Every way a secret can appear in an error text: raw, stripped, cleaned, escaped."""
+    forms: set[str] = set()
+    for s in {secret, secret.strip(), clean_secret(secret) or ""}:
+        if not s:
+            continue
+        forms |= {
+            s,
+            repr(s)[1:-1],  # "Invalid header value b'Bearer SG...\\n'" and str reprs
+            repr(s.encode("utf-8", "backslashreplace"))[2:-1],
+            json.dumps(s)[1:-1],
+            s.encode("unicode_escape").decode("ascii"),
+        }
+        # each line of a key with an embedded newline, when long enough to identify it
+        forms |= {line.strip() for line in s.splitlines() if len(line.strip()) >= 12}
+    # longest first, so a form is never half-replaced by a shorter one
+    return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
+
+
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove known secrets and anything shaped like an API key or auth header from text."""
+    """Remove known secrets (every form) and anything shaped like an API key or auth header."""
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+        if secret:
+            for form in secret_forms(secret):
+                text = text.replace(form, "***")
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub("***", text)
     return text
 
 
 def parse_retry_after(headers: Any, now: float) -> float | None:
-    """Seconds to wait from Retry-After (seconds) or X-RateLimit-Reset (epoch seconds)."""
+    """Seconds to wait from Retry-After or X-RateLimit-Reset (epoch seconds).
+
+    Retry-After is either delay-seconds or an HTTP date (RFC 9110 section 10.2.3), e.g.
+    ``Wed, 21 Oct 2026 07:28:00 GMT``; a date is turned into seconds from ``now``.
+    """
     if not headers:
         return None
     get = headers.get
     value = get("Retry-After") or get("retry-after")
     if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
+        seconds = _retry_after_seconds(str(value).strip(), now)
+        if seconds is not None:
+            return seconds
     reset = get("X-RateLimit-Reset") or get("x-ratelimit-reset")
     if reset:
         try:
@@ -181,3 +224,20 @@ def parse_retry_after(headers: Any, now: float) -> float | None:
         except ValueError:
             pass
     return None
+
+
+def _retry_after_seconds(value: str, now: float) -> float | None:
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        # nan/inf are not a delay; a provider never means "wait forever" by them.
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, when.timestamp() - now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -19,6 +20,7 @@ from activations.providers.base import (
     PermanentError,
     Provider,
     TransientError,
+    clean_secret,
     parse_retry_after,
     redact,
 )
@@ -70,15 +72,18 @@ class TwilioSmsProvider(Provider):
         timeout_s: float = 30.0,
         sink_url: str | None = None,
     ) -> None:
-        self._sid = account_sid
-        self._token = auth_token
+        self._sid = clean_secret(account_sid) or ""
+        self._token = clean_secret(auth_token) or ""
+        basic = base64.b64encode(f"{self._sid}:{self._token}".encode()).decode()
+        #: every form of the token (as given, cleaned, inside the basic-auth header)
+        self._secrets = [self._token, auth_token, basic]
         self.from_number = from_number
         self.base_url = base_url
         self.status_callback_url = status_callback_url
         self.timeout_s = timeout_s
         self.sink_url = sink_url
         self._local = threading.local()
-        _http.install_redaction("twilio.http_client", [auth_token])
+        _http.install_redaction("twilio.http_client", self._secrets)
 
     def __repr__(self) -> str:
         return f"TwilioSmsProvider(base_url={self.base_url or TWILIO_BASE!r})"
@@ -112,7 +117,7 @@ class TwilioSmsProvider(Provider):
             try:
                 out[m.key] = client.messages.create(**kwargs).sid
             except TwilioRestException as exc:
-                excerpt = redact(f"{exc.code}: {exc.msg}", [self._token])
+                excerpt = redact(f"{exc.code}: {exc.msg}", self._secrets)
                 status = int(exc.status)
                 if status == 429 or status >= 500:
                     headers = getattr(http.last_headers, "value", {})
@@ -132,7 +137,9 @@ class TwilioSmsProvider(Provider):
         return out
 
     def reconcile(self, keys: Iterable[str]) -> set[str] | None:
-        return _http.sink_received(self.sink_url, keys) if self.sink_url else None
+        if not self.sink_url:
+            return None
+        return _http.sink_received(self.sink_url, keys, _http.settle_seconds(self.timeout_s))
 
     def flush(self) -> None:
         if self.sink_url:

@@ -16,6 +16,7 @@ from activations.providers.base import (
     PermanentError,
     Provider,
     TransientError,
+    clean_secret,
     parse_retry_after,
     redact,
 )
@@ -51,7 +52,8 @@ class WebhookProvider(Provider):
         self, url: str, secret: str, timeout_s: float = 30.0, sink_url: str | None = None
     ) -> None:
         self.url = url
-        self._secret = secret
+        self._secret = clean_secret(secret) or ""
+        self._secrets = [self._secret, secret]
         self.timeout_s = timeout_s
         self.sink_url = sink_url
         self._session = requests.Session()
@@ -93,7 +95,7 @@ class WebhookProvider(Provider):
             raise TransientError(f"timeout after {self.timeout_s}s", ambiguous=True) from None
         except requests.exceptions.ConnectionError:
             raise TransientError("connection error", ambiguous=True) from None
-        excerpt = redact(resp.text, [self._secret])
+        excerpt = redact(resp.text, self._secrets)
         if resp.status_code == 429 or resp.status_code >= 500:
             raise TransientError(
                 f"HTTP {resp.status_code}",
@@ -108,7 +110,9 @@ class WebhookProvider(Provider):
         return {m.key: None for m in batch}
 
     def reconcile(self, keys: Iterable[str]) -> set[str] | None:
-        return _http.sink_received(self.sink_url, keys) if self.sink_url else None
+        if not self.sink_url:
+            return None
+        return _http.sink_received(self.sink_url, keys, _http.settle_seconds(self.timeout_s))
 
     def flush(self) -> None:
         if self.sink_url:

@@ -46,13 +46,13 @@ def _connection(warehouse: DuckDBResource) -> Iterator:
             con.close()
 
 
-def _content(catalog_path: str) -> pd.DataFrame:
+def _content(catalog_path: str, environment: str = "default") -> pd.DataFrame:
     if not catalog_path or not Path(catalog_path).exists():
         return pd.DataFrame(columns=CONTENT_COLUMNS)
     from campaigns.catalog import load_catalog
 
     catalog = load_catalog(catalog_path)
-    return content_frame(content_from_catalog(catalog))
+    return content_frame(content_from_catalog(catalog, environment))
 
 
 @dg.asset(
@@ -120,7 +120,7 @@ def outbound_messages(
             features if features is not None else pd.DataFrame(columns=["customer_id"]),
             scores if scores is not None else pd.DataFrame(columns=["customer_id"]),
             events_before,
-            _content(activation.catalog_path),
+            _content(activation.catalog_path, activation.environment),
             manual=_manual_entries(sources),
             sent=sent_addresses(con, events_before["message_id"]),
             customer_records=sources.customers,

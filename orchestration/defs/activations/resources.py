@@ -17,7 +17,7 @@ import dagster as dg
 from pydantic import field_validator
 
 from activations.errors import ProviderConfigError
-from activations.providers.base import Provider
+from activations.providers.base import Provider, clean_secret
 from activations.providers.file_export import FileExportProvider
 from activations.providers.sendgrid_email import EU_HOST, GLOBAL_HOST, SendGridProvider
 from activations.providers.twilio_sms import TwilioSmsProvider
@@ -64,9 +64,15 @@ class ActivationSettings(dg.ConfigurableResource):
     timeout_s: float = 30.0
     max_attempts: int = 6
     base_delay_s: float = 0.5
-    in_flight_policy: Literal["hold", "resend"] = "hold"
+    in_flight_policy: Literal["hold", "resend", "schedule"] = "hold"
     #: The timezone of calendar days for the daily ceilings (TESSERA_TIMEZONE).
     timezone: str = "UTC"
+    #: With in_flight_policy 'schedule': how far ahead SendGrid requests are scheduled. Every
+    #: e-mail leaves this much later; a crashed run can be recovered exactly once until
+    #: 10 minutes before that (SendGrid cancels no batch later).
+    send_ahead_minutes: float = 20.0
+    #: Which ids of the catalog's ``templates`` section are used (TESSERA_ENVIRONMENT).
+    environment: str = "default"
 
     @field_validator("timezone")
     @classmethod
@@ -111,6 +117,15 @@ class ActivationSettings(dg.ConfigurableResource):
     def target_description(self) -> str:
         return "live providers" if self.live else f"local sink at {self.sink_url}"
 
+    def _schedule(self, outbox_dir: Path) -> dict[str, object]:
+        """SendGrid's scheduling arguments under in_flight_policy 'schedule' (else none)."""
+        if self.in_flight_policy != "schedule":
+            return {}
+        return {
+            "send_ahead_s": self.send_ahead_minutes * 60.0,
+            "journal_path": Path(outbox_dir) / "sendgrid_scheduled_batches.jsonl",
+        }
+
     def build_providers(self, outbox_dir: Path) -> Mapping[str, Provider]:
         """Providers by name. Without ``live`` every network provider points at the sink."""
         providers: dict[str, Provider] = {"file": FileExportProvider(outbox_dir)}
@@ -123,6 +138,7 @@ class ActivationSettings(dg.ConfigurableResource):
                 host=sink,
                 timeout_s=self.timeout_s,
                 sink_url=sink,
+                **self._schedule(outbox_dir),  # type: ignore[arg-type]
             )
             providers["twilio"] = TwilioSmsProvider(
                 _SINK_TWILIO_SID,
@@ -140,7 +156,9 @@ class ActivationSettings(dg.ConfigurableResource):
                 sink_url=sink,
             )
             return providers
-        if self.sendgrid_api_key:
+        # Secrets are cleaned when a provider loads them (surrounding whitespace and quotes
+        # removed, see activations.providers.base.clean_secret); blank means unset.
+        if clean_secret(self.sendgrid_api_key):
             host = EU_HOST if self.sendgrid_region == "eu" else self.sendgrid_host
             providers["sendgrid"] = SendGridProvider(
                 self.sendgrid_api_key,
@@ -149,8 +167,9 @@ class ActivationSettings(dg.ConfigurableResource):
                 host=host,
                 timeout_s=self.timeout_s,
                 sandbox=self.sendgrid_sandbox,
+                **self._schedule(outbox_dir),  # type: ignore[arg-type]
             )
-        if self.twilio_account_sid and self.twilio_auth_token:
+        if clean_secret(self.twilio_account_sid) and clean_secret(self.twilio_auth_token):
             providers["twilio"] = TwilioSmsProvider(
                 self.twilio_account_sid,
                 self.twilio_auth_token,
@@ -158,7 +177,7 @@ class ActivationSettings(dg.ConfigurableResource):
                 status_callback_url=self.status_callback_url,
                 timeout_s=self.timeout_s,
             )
-        if self.webhook_url and self.webhook_secret:
+        if self.webhook_url and clean_secret(self.webhook_secret):
             providers["webhook"] = WebhookProvider(
                 self.webhook_url, self.webhook_secret, self.timeout_s
             )
@@ -208,6 +227,7 @@ def build_activation_settings(env: Mapping[str, str] | None = None) -> Activatio
         ("twilio_from_number", "TWILIO_FROM_NUMBER"),
         ("webhook_url", "TESSERA_WEBHOOK_URL"),
         ("status_callback_url", "TESSERA_STATUS_CALLBACK_URL"),
+        ("environment", "TESSERA_ENVIRONMENT"),
     ):
         if env.get(var):
             kwargs[field] = env[var]
@@ -215,6 +235,14 @@ def build_activation_settings(env: Mapping[str, str] | None = None) -> Activatio
         kwargs["in_flight_policy"] = parse_choice(
             "TESSERA_IN_FLIGHT_POLICY", env["TESSERA_IN_FLIGHT_POLICY"], IN_FLIGHT_POLICIES
         )
+    if env.get("TESSERA_SEND_AHEAD_MINUTES"):
+        try:
+            kwargs["send_ahead_minutes"] = float(env["TESSERA_SEND_AHEAD_MINUTES"])
+        except ValueError as exc:
+            raise ProviderConfigError(
+                "TESSERA_SEND_AHEAD_MINUTES must be a number of minutes (more than 10), got "
+                f"{env['TESSERA_SEND_AHEAD_MINUTES']!r}"
+            ) from exc
     # The floor of the daily per-channel ceiling: what a first day (no history yet) may send.
     if env.get("TESSERA_VOLUME_CEILING_FLOOR"):
         try:

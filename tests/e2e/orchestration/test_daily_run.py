@@ -1,6 +1,7 @@
 """`tessera run` end to end on a small shop: every layer fills, for each date, and reruns are safe."""
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -74,6 +75,16 @@ def test_sends_reached_the_local_sink_once_per_message(daily_run) -> None:
     keys = _count(data, "select count(distinct message_key) from activations.deliveries")
     assert sent > 0
     assert sent == keys
+
+
+def test_every_request_of_the_demo_days_is_accepted_by_the_strict_sink(daily_run) -> None:
+    """The local sink applies SendGrid's documented rules: the demo's requests pass them all."""
+    data, _, _ = daily_run
+    lines = (data / "sink" / "requests.jsonl").read_text().splitlines()
+    mail = [json.loads(line) for line in lines if '"/v3/mail/send"' in line]
+    assert mail and {r["status"] for r in mail} == {202}
+    failed = _count(data, "select count(*) from activations.deliveries where status <> 'sent'")
+    assert failed == 0
 
 
 def test_rerunning_the_last_date_changes_nothing(daily_run) -> None:

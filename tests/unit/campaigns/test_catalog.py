@@ -39,6 +39,9 @@ campaigns:
     duration_days: 0
     start: 2025-01-01
     templates: {email: em_news}
+templates:
+  em_winback: {sendgrid: d-00000000000000000000000000000001}
+  em_news: {sendgrid: {default: d-00000000000000000000000000000002}}
 """
 
 

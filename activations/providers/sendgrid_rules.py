@@ -1,0 +1,39 @@
+"""SendGrid's documented rules that both the client and the local sink apply (addresses, ids)."""
+
+from __future__ import annotations
+
+import re
+
+#: RFC 5321 limits SendGrid applies: local part <= 64, whole address <= 254 characters.
+MAX_LOCAL_PART = 64
+MAX_ADDRESS = 254
+DYNAMIC_TEMPLATE_RE = re.compile(r"^d-[0-9a-f]{32}$")
+LEGACY_TEMPLATE_RE = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE
+)
+_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_LABEL_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def address_problem(address: object) -> str | None:
+    """Why an e-mail address would be refused (syntax and RFC 5321 lengths), or None."""
+    if not isinstance(address, str) or not address:
+        return "Does not contain a valid address."
+    if len(address) > MAX_ADDRESS:
+        return f"Does not contain a valid address: longer than {MAX_ADDRESS} characters."
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        return "Does not contain a valid address."
+    if len(local) > MAX_LOCAL_PART:
+        return (
+            f"Does not contain a valid address: the local part exceeds {MAX_LOCAL_PART} characters."
+        )
+    labels = domain.split(".")
+    if (
+        not _LOCAL_RE.match(local)
+        or len(labels) < 2
+        or not all(_LABEL_RE.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        return "Does not contain a valid address."
+    return None
