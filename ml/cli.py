@@ -84,7 +84,7 @@ def run_predict(args: argparse.Namespace) -> int:
     )
     for note in training.notes:
         out.write(f"note: {note}\n")
-    window = training.plan.window
+    window = training.plan.evaluation_window
     out.write(
         f"\nheld-out check inside the file's history ({window}-day labels from "
         f"{', '.join(d.isoformat() for d in training.plan.evaluation)}):\n"

@@ -128,7 +128,7 @@ def _champion_score(entry: ModelEntry | None, kind: str, result: TrainingResult)
             return float(recorded[metric])
     # The champion predicts over the challenger's label window, the window of the labels.
     model = load_model(entry, kind)
-    held_out, window = result.held_out, result.plan.window
+    held_out, window = result.held_out, result.plan.evaluation_window
     if kind == "churn":
         frame = model.spec.prepare(held_out, window)
         return churn_metrics(held_out["label_churned"], model.predict(frame, window))[metric]

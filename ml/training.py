@@ -82,6 +82,9 @@ class SlicePlan:
     label_window: int = 0
     horizon: int = 0
     final: list[date] = field(default_factory=list)
+    #: Label window of the held-out check when it differs from the final fit's (see
+    #: `plan_slices`); 0: the same.
+    eval_window: int = 0
 
     @property
     def all_dates(self) -> list[date]:
@@ -92,13 +95,24 @@ class SlicePlan:
         """The label window (plans pickled before it existed used the horizon)."""
         return self.label_window or self.horizon
 
+    @property
+    def evaluation_window(self) -> int:
+        """The label window of the evaluation fit and the held-out slice."""
+        return getattr(self, "eval_window", 0) or self.window
+
     def describe(self) -> str:
         if self.label_window == self.horizon:
             return f"trained on {self.horizon}-day label windows (the asked horizon)"
+        check = (
+            f"; the held-out check used {self.evaluation_window}-day labels on the same "
+            "snapshot dates"
+            if self.evaluation_window != self.window
+            else ""
+        )
         return (
-            f"trained on {self.label_window}-day label windows, the longest the history allows "
-            f"with an untouched evaluation slice; carried to the {self.horizon}-day horizon by "
-            "BG/NBD's closed-form horizon scaling (see README 'Predictive models')"
+            f"trained on {self.label_window}-day label windows, the longest the history allows; "
+            f"carried to the {self.horizon}-day horizon by BG/NBD's closed-form horizon "
+            f"scaling (see README 'Predictive models'){check}"
         )
 
 
@@ -147,15 +161,11 @@ def plan_slices(
     """
     dates = sorted(set(dates))
     window, overlapping = choose_label_window(dates, as_of, horizon_days)
+    if window < horizon_days and len(dates) >= MIN_FIT_DATES:
+        return _plan_short_history(dates, as_of, window, horizon_days, train_dates, valid_dates)
     usable = [d for d in dates if d + timedelta(days=window) <= as_of]
     if len(usable) < 2:
-        earliest = dates[0] if dates else "none"
-        raise NotEnoughHistoryError(
-            f"not enough history to train for as-of {as_of}: {len(usable)} snapshot date(s) "
-            f"with a complete {window}-day label window before it (earliest snapshot: "
-            f"{earliest}); need at least two snapshot dates with some days of orders after "
-            "each, i.e. a few weeks more history before as-of"
-        )
+        raise _too_short(dates, as_of, window)
     eval_dates = min(eval_dates, len(usable) - 1)
     evaluation = usable[-eval_dates:]
     strict = [d for d in usable if d + timedelta(days=window) <= evaluation[0]]
@@ -168,24 +178,87 @@ def plan_slices(
             "training on earlier snapshots whose label windows overlap it",
             evaluation[0],
         )
-    n_valid = min(valid_dates, len(fit) - 1)
-    valid = fit[len(fit) - n_valid :] if n_valid > 0 else []
-    train = fit[: len(fit) - n_valid]
-    if train_dates:
-        train = train[-train_dates:]
+    train, valid = _split_fit(fit, train_dates, valid_dates)
     return SlicePlan(
         as_of, train, valid, evaluation, overlapping, window, horizon_days, list(usable)
     )
 
 
+def _too_short(dates: Sequence[date], as_of: date, window: int) -> NotEnoughHistoryError:
+    usable = [d for d in dates if d + timedelta(days=window) <= as_of]
+    earliest = dates[0] if dates else "none"
+    return NotEnoughHistoryError(
+        f"not enough history to train for as-of {as_of}: {len(usable)} snapshot date(s) "
+        f"with a complete {window}-day label window before it (earliest snapshot: "
+        f"{earliest}); need at least two snapshot dates with some days of orders after "
+        "each, i.e. a few weeks more history before as-of"
+    )
+
+
+def _split_fit(fit: list[date], train_dates: int, valid_dates: int) -> tuple[list, list]:
+    n_valid = min(valid_dates, len(fit) - 1)
+    valid = fit[len(fit) - n_valid :] if n_valid > 0 else []
+    train = fit[: len(fit) - n_valid]
+    if train_dates:
+        train = train[-train_dates:]
+    return train, valid
+
+
+def _plan_short_history(
+    dates: list[date],
+    as_of: date,
+    window: int,
+    horizon_days: int,
+    train_dates: int,
+    valid_dates: int,
+) -> SlicePlan:
+    """The layout when the horizon is longer than an honest held-out layout allows.
+
+    The final models learn on the label window `choose_label_window` found (L) from every
+    date with a complete one. The held-out check trains on those same snapshot dates with
+    labels half as long (L/2) and is judged on the slice L/2 before as-of, whose
+    labels no training label overlaps: so the candidates are compared on as much history as
+    the final fit uses, rather than on the few oldest dates a full-window layout leaves.
+    """
+    final = [d for d in dates if d + timedelta(days=window) <= as_of]
+    eval_window = max(7, window // 2 // 7 * 7)
+    usable = [d for d in dates if d + timedelta(days=eval_window) <= as_of]
+    if len(final) < 2 or len(usable) < 3:
+        raise _too_short(dates, as_of, window)
+    evaluation = usable[-1:]
+    fit = [d for d in usable if d + timedelta(days=eval_window) <= evaluation[0]]
+    overlapping = len(fit) < 2
+    if overlapping:
+        fit = [d for d in usable if d < evaluation[0]]
+    train, valid = _split_fit(fit, train_dates, valid_dates)
+    return SlicePlan(
+        as_of,
+        train,
+        valid,
+        evaluation,
+        overlapping,
+        window,
+        horizon_days,
+        final,
+        eval_window,
+    )
+
+
 def training_set_sql(
-    snapshots: str, orders: str, dates: Sequence[date], horizon_days: int, as_of: date
+    snapshots: str,
+    orders: str,
+    dates: Sequence[date],
+    horizon_days: int,
+    as_of: date,
+    eval_days: int | None = None,
 ) -> str:
     """Features as of each date t plus labels from [t, t+H): churned (no purchase), value.
 
     `orders` is a relation with customer_id, ordered_at and amount of revenue-bearing orders.
-    Orders at or after `as_of` are never read, whatever the dates asked for.
+    Orders at or after `as_of` are never read, whatever the dates asked for. With `eval_days`
+    the labels over [t, t+eval_days) are added as `label_churned_eval`, `label_value_eval`.
     """
+    e = int(eval_days or horizon_days)
     date_list = ", ".join(f"date '{d.isoformat()}'" for d in sorted(set(dates)))
     return f"""
 with snaps as (
@@ -197,15 +270,24 @@ visible_orders as (
 ),
 labels as (
     select s.as_of_date, s.customer_id,
-           count(o.customer_id) as n_orders, coalesce(sum(o.amount), 0) as value
+           count(o.customer_id) filter (where o.ordered_at < s.as_of_date::timestamp
+               + to_days(cast({int(horizon_days)} as integer))) as n_orders,
+           coalesce(sum(o.amount) filter (where o.ordered_at < s.as_of_date::timestamp
+               + to_days(cast({int(horizon_days)} as integer))), 0) as value,
+           count(o.customer_id) filter (where o.ordered_at < s.as_of_date::timestamp
+               + to_days(cast({e} as integer))) as n_orders_eval,
+           coalesce(sum(o.amount) filter (where o.ordered_at < s.as_of_date::timestamp
+               + to_days(cast({e} as integer))), 0) as value_eval
     from snaps s
     left join visible_orders o
       on o.customer_id = s.customer_id
      and o.ordered_at >= s.as_of_date::timestamp
-     and o.ordered_at < s.as_of_date::timestamp + to_days(cast({int(horizon_days)} as integer))
+     and o.ordered_at < s.as_of_date::timestamp
+         + to_days(cast({max(int(horizon_days), e)} as integer))
     group by s.as_of_date, s.customer_id
 )
 select snaps.*, (labels.n_orders = 0)::integer as label_churned, labels.value::double as label_value
+{", (labels.n_orders_eval = 0)::integer as label_churned_eval, labels.value_eval::double as label_value_eval" if eval_days else ""}
 from snaps join labels using (as_of_date, customer_id)
 order by snaps.as_of_date, snaps.customer_id
 """
@@ -218,13 +300,15 @@ def build_training_set(
 
     Labels cover the plan's label window (`horizon_days` for plans without one)."""
     horizon_days = plan.label_window or horizon_days
-    for d in plan.all_dates:
+    eval_days = plan.evaluation_window if plan.evaluation_window != horizon_days else None
+    checked = plan.final if eval_days else plan.all_dates
+    for d in checked:
         if d + timedelta(days=horizon_days) > plan.cutoff:
             raise NotEnoughHistoryError(
                 f"snapshot {d} has no complete label window before {plan.cutoff}"
             )
     frame = con.execute(
-        training_set_sql(snapshots, orders, plan.all_dates, horizon_days, plan.cutoff)
+        training_set_sql(snapshots, orders, plan.all_dates, horizon_days, plan.cutoff, eval_days)
     ).df()
     frame["as_of_date"] = pd.to_datetime(frame["as_of_date"]).dt.date
     return add_season_index(con, orders, frame, horizon_days)
@@ -400,6 +484,9 @@ class ChurnModel:
     #: (the rest is BG/NBD's), chosen on the validation slice.
     component: ChurnModel | None = None
     blend_weight: float = 1.0
+    #: log-odds of BG/NBD's error on the newest complete label window (observed minus
+    #: predicted): the level anchor of the learnt candidates when there is no seasonal level.
+    anchor: float | None = None
 
     def raw_margin(self, frame: pd.DataFrame) -> np.ndarray:
         return self.booster.predict(self.spec.matrix(frame), raw_score=True)
@@ -419,7 +506,24 @@ class ChurnModel:
         self, frame: pd.DataFrame, horizon: int | None = None, margin: np.ndarray | None = None
     ) -> np.ndarray:
         """P(no purchase in `horizon` days, default the model's) for a prepared frame;
-        `margin` is the booster's raw score when the caller has it (SHAP row sums)."""
+        `margin` is the booster's raw score when the caller has it (SHAP row sums). With an
+        `anchor` the mean is BG/NBD's at that horizon corrected by BG/NBD's error on the newest
+        complete label window (score a date's customers together)."""
+        window, h = self._days(horizon)
+        anchor = getattr(self, "anchor", None)
+        if anchor is not None:
+            frame = self.spec.prepare(frame, h)
+        p = self._predict_raw(frame, horizon, margin)
+        if anchor is None or not len(p):
+            return p
+        q, _ = _bgnbd_pair(frame, h, window)
+        target = np.where(np.isfinite(q), _expit(_logit(q) + anchor), p)
+        z = _logit(p)
+        return _expit(z + _shift_to_mean(z, float(target.mean())))
+
+    def _predict_raw(
+        self, frame: pd.DataFrame, horizon: int | None = None, margin: np.ndarray | None = None
+    ) -> np.ndarray:
         method = getattr(self, "method", "lightgbm_bgnbd")
         window, h = self._days(horizon)
         if h != window or method in BASELINES:
@@ -499,6 +603,9 @@ class ValueModel:
     #: For `blend`: the LightGBM-over-BG/NBD part and its weight (the rest is BG/NBD's).
     component: ValueModel | None = None
     blend_weight: float = 1.0
+    #: actual / BG/NBD x Gamma-Gamma revenue on the newest complete label window: the level
+    #: anchor of the learnt candidates when there is no seasonal level.
+    anchor: float | None = None
 
     def predict_churn(self, frame: pd.DataFrame) -> np.ndarray:
         return self.buy_model.predict(frame)
@@ -513,8 +620,24 @@ class ValueModel:
         horizon: int | None = None,
     ) -> np.ndarray:
         """Predicted revenue in `horizon` days (default the model's) per row; the seasonal level
-        is set per as_of_date over the rows given, so score every customer of a date together
-        (as scoring and evaluation do). `churn_probability` is unused (former hurdle model)."""
+        (or, without one, the `anchor`: BG/NBD x Gamma-Gamma's total at that horizon corrected
+        by its error on the newest complete label window) is set over the rows given, so score
+        every customer of a date together (as scoring and evaluation do).
+        `churn_probability` is unused (former hurdle model)."""
+        v = self._predict_raw(frame, horizon)
+        anchor = getattr(self, "anchor", None)
+        if anchor is None or not len(v):
+            return v
+        window = getattr(self, "label_window", None) or self.horizon_days
+        h = horizon or self.horizon_days
+        frame = self._spec().prepare(frame, h)
+        _, e = _bgnbd_pair(frame, h, window)
+        bg = e * frame["bgnbd_expected_spend"].to_numpy(float)
+        known = np.isfinite(bg)
+        target = anchor * bg[known].sum() + v[~known].sum()
+        return v * (target / v.sum()) if v.sum() > 0 else v
+
+    def _predict_raw(self, frame: pd.DataFrame, horizon: int | None = None) -> np.ndarray:
         method = getattr(self, "method", "lightgbm")
         window = getattr(self, "label_window", None) or self.horizon_days
         h = horizon or self.horizon_days
@@ -536,8 +659,16 @@ class ValueModel:
             _, e = _bgnbd_pair(frame, h, window)
             bg = e * frame["bgnbd_expected_spend"].to_numpy(float)
             w = self.blend_weight
-            mixed = self.scale * (w * learnt + (1 - w) * bg)
-            return np.where(np.isfinite(bg), mixed, learnt)
+            mixed = np.where(np.isfinite(bg), w * learnt + (1 - w) * np.nan_to_num(bg), learnt)
+            if getattr(self.component, "level", None) is None:
+                return self.scale * mixed
+            # With a seasonal level the part's total per date is the better one: keep it and
+            # take only the ranking from the blend.
+            keys = pd.to_datetime(frame["as_of_date"]).to_numpy()
+            part_total = pd.Series(learnt).groupby(keys).transform("sum").to_numpy()
+            mixed_total = pd.Series(mixed).groupby(keys).transform("sum").to_numpy()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(mixed_total > 0, mixed * part_total / mixed_total, 0.0)
         matrix = self._spec().matrix(frame)
         if method == "lightgbm_bgnbd":
             raw = np.exp(
@@ -688,7 +819,7 @@ def _fit_candidates(
         else:
             old = reuse.churn[method]
             booster = _refit_booster(config, "binary", X, y, reuse.rounds[f"churn_{method}"])
-            model = replace(old, spec=spec, booster=booster)
+            model = replace(old, spec=spec, booster=booster, label_window=window)
             rounds[f"churn_{method}"] = reuse.rounds[f"churn_{method}"]
             # The level drifts as customers age: calibrate on the newest complete label
             # window, the behaviour closest to the scoring date (monotone, so the ranking
@@ -699,9 +830,11 @@ def _fit_candidates(
     explainer = churn[churn_boosters[0]]
     if "rfm" in methods:
         rfm = RFMBaseline(window).fit(train)
-        churn["rfm"] = replace(explainer, method="rfm", rfm=rfm, platt=explainer.platt)
+        churn["rfm"] = replace(explainer, method="rfm", rfm=rfm, anchor=None)
     if "bgnbd" in methods:
-        churn["bgnbd"] = replace(explainer, method="bgnbd", nonbuyer_churn=nonbuyer_churn)
+        churn["bgnbd"] = replace(
+            explainer, method="bgnbd", nonbuyer_churn=nonbuyer_churn, anchor=None
+        )
     if "blend" in methods:
         weight = (
             reuse.churn["blend"].blend_weight
@@ -767,7 +900,14 @@ def _fit_candidates(
             old = reuse.value[method]
             rounds[key] = reuse.rounds[key]
             booster = _refit_booster(value_config, "tweedie", X, y_value, rounds[key], offset)
-            model = replace(old, booster=booster, spec=spec, nonbuyer_value=nonbuyer_value)
+            model = replace(
+                old,
+                buy_model=churn[method],
+                booster=booster,
+                spec=spec,
+                nonbuyer_value=nonbuyer_value,
+                label_window=window,
+            )
             if uses_season:
                 model.level = float(y_value.sum() / train[SEASON_COLUMN].astype(float).sum())
             else:
@@ -816,7 +956,31 @@ def _fit_candidates(
         if predicted.sum() > 0:
             blend.scale = float(calibrate_on["label_value"].sum() / predicted.sum())
         value["blend"] = blend
+    if not uses_season:
+        newest = _newest(valid if reuse is None else train)
+        churn_anchor, value_anchor = _bgnbd_errors(newest, window)
+        for method, model in churn.items():
+            if method not in BASELINES:
+                model.anchor = churn_anchor
+        for method, model in value.items():
+            if method not in BASELINES:
+                model.anchor = value_anchor
     return _Fitted(churn, value, rounds)
+
+
+def _bgnbd_errors(newest: pd.DataFrame, window: int) -> tuple[float | None, float | None]:
+    """BG/NBD's level errors on the newest complete label window: observed minus predicted
+    churn in log-odds, and actual over predicted revenue (None where it has no prediction)."""
+    q, e = _bgnbd_pair(newest, window, window)
+    known = np.isfinite(q)
+    if known.sum() < 10:
+        return None, None
+    observed = float(newest["label_churned"].to_numpy(float)[known].mean())
+    churn_error = float(_logit(np.array([observed]))[0] - _logit(np.array([q[known].mean()]))[0])
+    bg = (e * newest["bgnbd_expected_spend"].to_numpy(float))[known]
+    actual = float(newest["label_value"].to_numpy(float)[known].sum())
+    value_error = actual / float(bg.sum()) if bg.sum() > 0 else None
+    return churn_error, value_error
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -862,13 +1026,22 @@ def train_models(
     then refit the winners on every labelled date (the final fit) for scoring; `refit_all`
     refits every candidate (`final_candidates`), to compare them on a later outcome."""
     window, horizon = plan.window, plan.horizon or config.horizon_days
+    eval_window = plan.evaluation_window
     methods = CANDIDATES if config.bgnbd_features else ("lightgbm", "bgnbd", "rfm")
-    spec = FeatureSpec(feature_columns(training_set), bgnbd_horizon=window)
-    training_set = spec.prepare(training_set, window)
-    dates = training_set["as_of_date"]
-    fit = training_set[dates.isin(plan.train)]
-    valid = training_set[dates.isin(plan.valid)]
-    held_out = training_set[dates.isin(plan.evaluation)]
+    columns = feature_columns(training_set)
+    labelled = training_set
+    if eval_window != window:
+        # The held-out check learns and is judged on its own, shorter labels.
+        labelled = training_set.assign(
+            label_churned=training_set["label_churned_eval"],
+            label_value=training_set["label_value_eval"],
+        ).drop(columns=["label_churned_eval", "label_value_eval"])
+        training_set = training_set.drop(columns=["label_churned_eval", "label_value_eval"])
+    labelled = FeatureSpec(columns, bgnbd_horizon=eval_window).prepare(labelled, eval_window)
+    dates = labelled["as_of_date"]
+    fit = labelled[dates.isin(plan.train)]
+    valid = labelled[dates.isin(plan.valid)]
+    held_out = labelled[dates.isin(plan.evaluation)]
     if valid.empty and not fit.empty:
         fit, valid = _split_validation(fit, config.seed)
     train = _sample(fit, config.max_train_rows, config.seed)
@@ -889,9 +1062,11 @@ def train_models(
             "snapshot, so no seasonal peak is learnt or extrapolated (totals follow the recent "
             "level)"
         )
-    evaluation_fit = _fit_candidates(train, valid, config, window, horizon, uses_season, methods)
+    evaluation_fit = _fit_candidates(
+        train, valid, config, eval_window, horizon, uses_season, methods
+    )
     predictions = candidate_predictions(
-        evaluation_fit.churn, evaluation_fit.value, held_out, window
+        evaluation_fit.churn, evaluation_fit.value, held_out, eval_window
     )
     table = compare_models(predictions)
     winners = select_winners(table)
@@ -899,8 +1074,11 @@ def train_models(
     log.info("training cut-off %s: %s", plan.cutoff, result.message)
 
     # The final fit: the winners (and the booster that explains churn) on every labelled date.
+    final_rows = training_set[training_set["as_of_date"].isin(plan.final or plan.all_dates)]
     everything = _sample(
-        training_set[dates.isin(plan.final or plan.all_dates)], config.max_train_rows, config.seed
+        FeatureSpec(columns, bgnbd_horizon=window).prepare(final_rows, window),
+        config.max_train_rows,
+        config.seed,
     )
     needed = {winners["churn"], winners["value"]}
     needed |= {n for m in list(needed) for n in _NEEDS.get(m, ())}
@@ -918,18 +1096,30 @@ def train_models(
     )
     churn_model = final.churn[winners["churn"]]
     value_model = final.value[winners["value"]]
+    if not uses_season and (winners["churn"] in BASELINES or winners["value"] in BASELINES):
+        # A baseline that wins scores as it ranks, at the level its own error on the newest
+        # complete label window says (a scalar: the ranking, and so the comparison, is its own).
+        churn_anchor, value_anchor = _bgnbd_errors(_newest(everything), window)
+        if winners["churn"] in BASELINES:
+            churn_model = replace(churn_model, anchor=churn_anchor)
+            notes.append(f"churn level of {winners['churn']} anchored on the newest label window")
+        if winners["value"] in BASELINES:
+            value_model = replace(value_model, anchor=value_anchor)
+            notes.append(f"value level of {winners['value']} anchored on the newest label window")
     value_model.buy_model = churn_model
     fits = {
         "evaluation": {
             "train_dates": [d.isoformat() for d in sorted(set(fit["as_of_date"]))],
             "validation_dates": [d.isoformat() for d in plan.valid],
             "evaluation_dates": [d.isoformat() for d in plan.evaluation],
+            "label_window_days": eval_window,
             "rows": {"train": len(train), "valid": len(valid), "evaluation": len(held_out)},
             "rounds": evaluation_fit.rounds,
         },
         "final": {
             "dates": [d.isoformat() for d in sorted(set(everything["as_of_date"]))],
             "rows": len(everything),
+            "label_window_days": window,
             "rounds": final.rounds,
             "models": {"churn": winners["churn"], "value": winners["value"]},
         },
