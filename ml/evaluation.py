@@ -9,8 +9,9 @@ import pandas as pd
 from scipy import stats
 from sklearn import metrics as skm
 
-MODELS = ("blend", "lightgbm_bgnbd", "lightgbm", "bgnbd", "rfm")
+MODELS = ("blend", "lightgbm_bgnbd", "lightgbm", "bgnbd", "rfm", "scores")
 MODEL_LABELS = {
+    "scores": "Scores written (winners)",
     "blend": "Blend (LightGBM over BG/NBD + BG/NBD)",
     "lightgbm_bgnbd": "LightGBM over BG/NBD",
     "lightgbm": "LightGBM",
@@ -116,7 +117,10 @@ class Verdict:
         summary = "; ".join(self.lines)
         if self.passed:
             return f"a LightGBM candidate beats both baselines on both targets: {summary}"
-        return f"the scores come from the best candidate, a baseline for {', '.join(self.failures)}: {summary}"
+        return (
+            f"no learnt candidate beats the best baseline for {', '.join(self.failures)} "
+            f"(the scores come from the winner): {summary}"
+        )
 
 
 def verdict(table: pd.DataFrame, winners: dict[str, str] | None = None) -> Verdict:

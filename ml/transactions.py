@@ -255,8 +255,11 @@ def evaluate_candidates(
     fitted = result.final_candidates
     frame = result.churn.spec.prepare(labelled, days)
     predictions = candidate_predictions(fitted.churn, fitted.value, frame, days)
+    # The scores themselves: the winners as written, with any level anchoring of a baseline.
+    predictions["churn_scores"] = result.churn.predict(frame, days)
+    predictions["value_scores"] = result.value.predict(frame, horizon=days)
     table = compare_models(predictions)
-    return table, verdict(table, result.winners).message
+    return table, verdict(table.drop(index="scores"), result.winners).message
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
