@@ -303,6 +303,28 @@ BGNBD_FEATURES = (
 BGNBD_HORIZON_COLUMNS = ("_bgnbd_p_no_purchase_h", "_bgnbd_expected_purchases_h")
 
 
+_FITS: dict[str, tuple[BGNBDParams, GammaGammaParams]] = {}
+
+
+def _fitted(
+    x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray
+) -> tuple[BGNBDParams, GammaGammaParams]:
+    """BG/NBD and Gamma-Gamma fits of one date's summaries, remembered by their content: the
+    same date is summarised for the held-out check, the final fit and the evaluation (the
+    fits are deterministic, so a repeat gives the same parameters)."""
+    import hashlib
+
+    key = hashlib.sha256(
+        b"".join(np.ascontiguousarray(a, dtype=float).tobytes() for a in (x, t_x, T, m))
+    ).hexdigest()
+    if key not in _FITS:
+        if len(_FITS) >= 256:
+            _FITS.clear()
+        # All purchases carry the mean spend, hence x + 1 for Gamma-Gamma.
+        _FITS[key] = (fit_bgnbd(x, t_x, T), fit_gamma_gamma(x + 1, m))
+    return _FITS[key]
+
+
 def add_bgnbd_features(
     frame: pd.DataFrame, window_days: int, horizon_days: int | None = None
 ) -> pd.DataFrame:
@@ -326,8 +348,7 @@ def add_bgnbd_features(
             continue
         b = s[buyer]
         x, t_x, T, m = (b[c].to_numpy(float) for c in ("x", "t_x", "T", "m"))
-        params = fit_bgnbd(x, t_x, T)
-        gg = fit_gamma_gamma(x + 1, m)  # all purchases carry the mean spend
+        params, gg = _fitted(x, t_x, T, m)
         idx = b.index
         out.loc[idx, "bgnbd_p_alive"] = bgnbd_p_alive(params, x, t_x, T)
         out.loc[idx, "bgnbd_p_no_purchase"] = bgnbd_prob_no_purchase(params, tw, x, t_x, T)

@@ -66,25 +66,24 @@ def test_a_horizon_longer_than_the_history_is_learnt_and_named(cdnow: PredictRes
     assert len(cdnow.scores) == 23_570
 
 
-def test_the_winner_beats_bgnbd_and_plain_lightgbm_on_the_real_outcome(
+def test_the_scores_beat_bgnbd_and_plain_lightgbm_on_the_real_outcome(
     cdnow: PredictResult,
 ) -> None:
     m, winners = cdnow.evaluation, cdnow.training.winners
-    churn = winners["churn"]
-    assert churn not in ("bgnbd", "rfm"), cdnow.training.metrics
+    assert winners["churn"] not in ("bgnbd", "rfm"), cdnow.training.metrics
+    scores = m.loc["scores"]
     for rival in ("bgnbd", "lightgbm"):
-        assert m.loc[churn, "auc"] > m.loc[rival, "auc"], m
-    # Value: the candidate chosen on the held-out slice is never worse than BG/NBD's
-    # top-10% capture by more than noise, and the scores' own ranking is the winner's.
-    value = winners["value"]
-    assert m.loc[value, "top_decile_share"] >= m.loc["bgnbd", "top_decile_share"] - 0.005, m
-    assert m.loc[value, "top_decile_share"] > m.loc["lightgbm", "top_decile_share"] - 0.005, m
+        assert scores["auc"] > m.loc[rival, "auc"], m
+    # Value: top-10% capture is within a few thousandths across candidates here (the held-out
+    # slice picks BG/NBD by 0.003); the scores never fall below BG/NBD's by more than noise
+    # and beat the plain weekly-snapshot LightGBM.
+    assert scores["top_decile_share"] >= m.loc["bgnbd", "top_decile_share"] - 0.005, m
+    assert scores["top_decile_share"] > m.loc["lightgbm", "top_decile_share"], m
 
 
-def test_totals_and_churn_level_are_close_to_the_actual_outcome(cdnow: PredictResult) -> None:
-    m, winners = cdnow.evaluation, cdnow.training.winners
-    assert abs(m.loc[winners["value"], "total_error_pct"]) < 25, m
-    assert (
-        abs(m.loc[winners["churn"], "mean_predicted"] - m.loc[winners["churn"], "observed_rate"])
-        < 0.15
-    )
+def test_total_revenue_and_churn_level_are_close_to_the_actual_outcome(
+    cdnow: PredictResult,
+) -> None:
+    scores = cdnow.evaluation.loc["scores"]
+    assert abs(scores["total_error_pct"]) < 15, cdnow.evaluation
+    assert abs(scores["mean_predicted"] - scores["observed_rate"]) < 0.03, cdnow.evaluation
