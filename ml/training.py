@@ -101,14 +101,14 @@ class SlicePlan:
         return getattr(self, "eval_window", 0) or self.window
 
     def describe(self) -> str:
-        if self.label_window == self.horizon:
-            return f"trained on {self.horizon}-day label windows (the asked horizon)"
         check = (
             f"; the held-out check used {self.evaluation_window}-day labels on the same "
             "snapshot dates"
             if self.evaluation_window != self.window
             else ""
         )
+        if self.label_window == self.horizon:
+            return f"trained on {self.horizon}-day label windows (the asked horizon){check}"
         return (
             f"trained on {self.label_window}-day label windows, the longest the history allows; "
             f"carried to the {self.horizon}-day horizon by BG/NBD's closed-form horizon "
@@ -161,7 +161,12 @@ def plan_slices(
     """
     dates = sorted(set(dates))
     window, overlapping = choose_label_window(dates, as_of, horizon_days)
-    if window < horizon_days and len(dates) >= MIN_FIT_DATES:
+    final, strict_fit = _strict_fit_dates(dates, as_of, window)
+    # When a full-window check would train on fewer than half the dates the final fit uses,
+    # it would judge the candidates on a much smaller history than the one that scores (on
+    # 9 months of CDNOW it picks BG/NBD, which the later outcome does not bear out).
+    few = len(strict_fit) * 2 < len(final)
+    if (window < horizon_days or few) and len(dates) >= MIN_FIT_DATES and not overlapping:
         return _plan_short_history(dates, as_of, window, horizon_days, train_dates, valid_dates)
     usable = [d for d in dates if d + timedelta(days=window) <= as_of]
     if len(usable) < 2:
@@ -212,7 +217,8 @@ def _plan_short_history(
     train_dates: int,
     valid_dates: int,
 ) -> SlicePlan:
-    """The layout when the horizon is longer than an honest held-out layout allows.
+    """The layout when the horizon is longer than an honest held-out layout allows, or when
+    that layout would train the check on fewer than half of the final fit's dates.
 
     The final models learn on the label window `choose_label_window` found (L) from every
     date with a complete one. The held-out check trains on those same snapshot dates with

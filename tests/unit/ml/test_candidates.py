@@ -117,3 +117,14 @@ def test_the_final_fit_uses_every_labelled_date_and_both_fits_are_recorded(train
     assert final["models"] == result.winners
     assert result.churn.method == result.winners["churn"]
     assert result.value.method == result.winners["value"]
+
+
+def test_a_check_that_would_train_on_few_of_the_final_dates_uses_half_windows():
+    # 9 months of weekly snapshots and a 90-day horizon: the horizon fits, but a full-window
+    # check would train on 9 of the final fit's 23 dates.
+    as_of = date(1997, 10, 1)
+    dates = [as_of - timedelta(days=7 * k) for k in range(35, 0, -1)]
+    plan = plan_slices(dates, as_of, 90)
+    assert plan.window == 90 and plan.evaluation_window == 42
+    assert "the asked horizon" in plan.describe() and "42-day labels" in plan.describe()
+    assert set(plan.train + plan.valid) <= set(plan.final)
