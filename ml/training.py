@@ -102,8 +102,8 @@ class SlicePlan:
 
     def describe(self) -> str:
         check = (
-            f"; the held-out check used {self.evaluation_window}-day labels on the same "
-            "snapshot dates"
+            f"; the held-out check used {self.evaluation_window}-day labels on the final "
+            "fit's snapshot dates"
             if self.evaluation_window != self.window
             else ""
         )

@@ -127,4 +127,7 @@ def test_a_check_that_would_train_on_few_of_the_final_dates_uses_half_windows():
     plan = plan_slices(dates, as_of, 90)
     assert plan.window == 90 and plan.evaluation_window == 42
     assert "the asked horizon" in plan.describe() and "42-day labels" in plan.describe()
-    assert set(plan.train + plan.valid) <= set(plan.final)
+    fit = plan.train + plan.valid
+    # The check trains on (at least) the final fit's dates, its labels closed before its slice.
+    assert set(plan.final) <= set(fit)
+    assert max(fit) + timedelta(days=42) <= plan.evaluation[0]
