@@ -279,37 +279,101 @@ class RFMBaseline:
         recency = self._recency(features)
         # Tiny recency term keeps the ranking strict where the isotonic map is flat.
         churn = np.clip(self._iso.predict(recency) + recency * 1e-9, 0.0, 1.0)
-        column = _window_column(features.columns, "revenue", self.horizon_days)
-        window = int(column[len("revenue_") : -1])
-        value = features[column].fillna(0).to_numpy(float) * (self.horizon_days / window)
         return pd.DataFrame(
-            {"churn_probability": churn, "predicted_value": value}, index=features.index
+            {"churn_probability": churn, "predicted_value": rfm_value(features, self.horizon_days)},
+            index=features.index,
         )
 
 
-BGNBD_FEATURES = ("bgnbd_p_alive", "bgnbd_expected_purchases")
+def rfm_value(features: pd.DataFrame, horizon_days: int) -> np.ndarray:
+    """The heuristic's value: revenue of the recent window closest to the horizon, scaled."""
+    column = _window_column(features.columns, "revenue", horizon_days)
+    window = int(column[len("revenue_") : -1])
+    return features[column].fillna(0).to_numpy(float) * (horizon_days / window)
 
 
-def add_bgnbd_features(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
-    """Add BG/NBD P(alive) and expected purchases in H days, fitted per as_of_date.
+BGNBD_FEATURES = (
+    "bgnbd_p_alive",
+    "bgnbd_p_no_purchase",
+    "bgnbd_expected_purchases",
+    "bgnbd_expected_spend",
+)
+#: The same BG/NBD outputs over the asked horizon (not features: the models are trained on
+#: the label window; these carry their predictions to the horizon, see ml/training.py).
+BGNBD_HORIZON_COLUMNS = ("_bgnbd_p_no_purchase_h", "_bgnbd_expected_purchases_h")
 
-    The fit is unsupervised and uses only the history summarised in that date's rows, so the
-    columns are as point-in-time as the inputs; LightGBM can then build on the baseline.
+
+_FITS: dict[str, tuple[BGNBDParams, GammaGammaParams]] = {}
+
+
+def _fitted(
+    x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray
+) -> tuple[BGNBDParams, GammaGammaParams]:
+    """BG/NBD and Gamma-Gamma fits of one date's summaries, remembered by their content: the
+    same date is summarised for the held-out check, the final fit and the evaluation (the
+    fits are deterministic, so a repeat gives the same parameters)."""
+    import hashlib
+
+    key = hashlib.sha256(
+        b"".join(np.ascontiguousarray(a, dtype=float).tobytes() for a in (x, t_x, T, m))
+    ).hexdigest()
+    if key not in _FITS:
+        if len(_FITS) >= 256:
+            _FITS.clear()
+        # All purchases carry the mean spend, hence x + 1 for Gamma-Gamma.
+        _FITS[key] = (fit_bgnbd(x, t_x, T), fit_gamma_gamma(x + 1, m))
+    return _FITS[key]
+
+
+def add_bgnbd_features(
+    frame: pd.DataFrame, window_days: int, horizon_days: int | None = None
+) -> pd.DataFrame:
+    """Add BG/NBD + Gamma-Gamma outputs, fitted per as_of_date on that date's rows only.
+
+    Columns: P(alive), P(no purchase) and expected purchases over `window_days` (the label
+    window the models learn on), the Gamma-Gamma expected spend per order, and P(no purchase)
+    and expected purchases over `horizon_days` (default: the window) as `_bgnbd_..._h`. The fit
+    is unsupervised and uses only the history summarised in that date's rows, so the columns
+    are as point-in-time as the inputs. Customers without a purchase get NaN.
     """
+    horizon_days = horizon_days or window_days
     out = frame.copy()
-    for column in BGNBD_FEATURES:
+    for column in (*BGNBD_FEATURES, *BGNBD_HORIZON_COLUMNS):
         out[column] = np.nan
-    t = horizon_days / _UNIT_DAYS
+    tw, th = window_days / _UNIT_DAYS, horizon_days / _UNIT_DAYS
     for _, group in frame.groupby("as_of_date", sort=True):
         s = rfm_summary(group)
         buyer = s["x"].notna()
         if buyer.sum() < 10:
             continue
         b = s[buyer]
-        x, t_x, T = (b[c].to_numpy(float) for c in ("x", "t_x", "T"))
-        params = fit_bgnbd(x, t_x, T)
-        out.loc[b.index, "bgnbd_p_alive"] = bgnbd_p_alive(params, x, t_x, T)
-        out.loc[b.index, "bgnbd_expected_purchases"] = bgnbd_expected_purchases(
-            params, t, x, t_x, T
+        x, t_x, T, m = (b[c].to_numpy(float) for c in ("x", "t_x", "T", "m"))
+        params, gg = _fitted(x, t_x, T, m)
+        idx = b.index
+        out.loc[idx, "bgnbd_p_alive"] = bgnbd_p_alive(params, x, t_x, T)
+        out.loc[idx, "bgnbd_p_no_purchase"] = bgnbd_prob_no_purchase(params, tw, x, t_x, T)
+        out.loc[idx, "bgnbd_expected_purchases"] = bgnbd_expected_purchases(params, tw, x, t_x, T)
+        out.loc[idx, "bgnbd_expected_spend"] = gamma_gamma_expected_spend(
+            gg, x + 1, np.nan_to_num(m)
         )
+        if horizon_days == window_days:
+            out.loc[idx, "_bgnbd_p_no_purchase_h"] = out.loc[idx, "bgnbd_p_no_purchase"]
+            out.loc[idx, "_bgnbd_expected_purchases_h"] = out.loc[idx, "bgnbd_expected_purchases"]
+        else:
+            out.loc[idx, "_bgnbd_p_no_purchase_h"] = bgnbd_prob_no_purchase(params, th, x, t_x, T)
+            out.loc[idx, "_bgnbd_expected_purchases_h"] = bgnbd_expected_purchases(
+                params, th, x, t_x, T
+            )
     return out
+
+
+def bgnbd_outputs(
+    frame: pd.DataFrame, days: int, window_days: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(P(no purchase), expected purchases) over `days`, which is the window or the horizon of
+    the columns `add_bgnbd_features` added."""
+    suffix = "" if days == window_days else "_h"
+    prefix = "" if days == window_days else "_"
+    q = frame[f"{prefix}bgnbd_p_no_purchase{suffix}"].to_numpy(float)
+    e = frame[f"{prefix}bgnbd_expected_purchases{suffix}"].to_numpy(float)
+    return q, e

@@ -55,6 +55,7 @@ def run_predict(args: argparse.Namespace) -> int:
     import sys
     import time
 
+    from ml.evaluation import MODEL_LABELS
     from ml.training import TrainConfig
     from ml.transactions import predict_file, write_table
 
@@ -73,23 +74,65 @@ def run_predict(args: argparse.Namespace) -> int:
     write_table(result.scores, args.out)
     logging.getLogger(__name__).info("done in %.1f s", time.perf_counter() - began)
     out = sys.stdout
+    training = result.training
     out.write(f"wrote {len(result.scores):,} customers to {args.out}\n")
-    out.write(f"held-out check inside the file's history: {result.training.verdict_message}\n")
+    out.write(f"method: {training.plan.describe()}\n")
+    out.write(
+        f"scores from: churn {MODEL_LABELS[training.winners['churn']]}, value "
+        f"{MODEL_LABELS[training.winners['value']]} (refit on all {len(training.plan.final)} "
+        "labelled snapshot dates after the held-out check)\n"
+    )
+    for note in training.notes:
+        out.write(f"note: {note}\n")
+    window = training.plan.evaluation_window
+    out.write(
+        f"\nheld-out check inside the file's history ({window}-day labels from "
+        f"{', '.join(d.isoformat() for d in training.plan.evaluation)}):\n"
+    )
+    out.write(_table(training.metrics, training.winners) + "\n")
+    out.write(training.verdict_message + "\n")
     if result.evaluation is not None:
-        shown = [
-            "auc",
-            "pr_auc",
-            "brier",
-            "calibration_error",
-            "top_decile_lift",
-            "spearman",
-            "mae",
-            "rmse",
-            "total_predicted",
-            "total_actual",
-            "total_error_pct",
-        ]
         out.write(f"\nactual outcome {args.as_of} .. {args.evaluate_until} (exclusive):\n")
-        out.write(result.evaluation[shown].T.to_string(float_format=lambda v: f"{v:,.3f}") + "\n")
+        out.write(_table(result.evaluation, training.winners) + "\n")
         out.write(result.evaluation_message + "\n")
     return 0
+
+
+SHOWN = (
+    "auc",
+    "brier",
+    "mean_predicted",
+    "observed_rate",
+    "spearman",
+    "top_decile_share",
+    "total_predicted",
+    "total_actual",
+    "total_error_pct",
+)
+ROW_NAMES = {
+    "auc": "churn AUC",
+    "brier": "churn Brier",
+    "mean_predicted": "mean predicted churn",
+    "observed_rate": "observed churn",
+    "spearman": "value Spearman",
+    "top_decile_share": "top-10% revenue capture",
+    "total_predicted": "total predicted",
+    "total_actual": "total actual",
+    "total_error_pct": "total error %",
+}
+
+
+def _table(metrics, winners: dict[str, str]) -> str:
+    """Candidates as columns, the winner of each target marked (* churn, + value)."""
+    from ml.evaluation import MODEL_LABELS
+
+    table = metrics[list(SHOWN)].T.rename(index=ROW_NAMES)
+    names = {}
+    for model in table.columns:
+        mark = ("*" if winners.get("churn") == model else "") + (
+            "+" if winners.get("value") == model else ""
+        )
+        names[model] = MODEL_LABELS.get(model, model) + mark
+    table = table.rename(columns=names)
+    text = table.to_string(float_format=lambda v: f"{v:,.3f}")
+    return text + "\n(* scores churn, + scores value)"

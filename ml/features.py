@@ -26,6 +26,8 @@ KNOWN_CATEGORICALS = ("country", "top_category", "top_viewed_category_30d")
 SEASON_COLUMN = "season_index"
 #: Days back to "the same window last year": 52 weeks keeps weekdays aligned.
 SEASON_LAG_DAYS = 364
+#: "<window>:<horizon>" the BG/NBD columns of a prepared frame were computed for.
+BGNBD_MARKER = "_bgnbd_horizon_days"
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
@@ -52,20 +54,34 @@ class FeatureSpec:
 
     features: list[str]
     categories: dict[str, list[str]] = field(default_factory=dict)
-    #: Horizon of the derived BG/NBD columns (None: not used); see `prepare`.
+    #: Label window of the derived BG/NBD columns (None: not used); see `prepare`.
     bgnbd_horizon: int | None = None
 
-    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Add derived columns the model needs that the input lacks (call once per frame)."""
+    def prepare(self, frame: pd.DataFrame, horizon_days: int | None = None) -> pd.DataFrame:
+        """Add the derived BG/NBD columns the model needs (over its label window and over
+        `horizon_days`, default the window) unless the frame already has them for that
+        horizon. Call once per frame: the BG/NBD fit per date takes a moment."""
         from ml.baselines import BGNBD_FEATURES, add_bgnbd_features
 
-        if self.bgnbd_horizon and not set(BGNBD_FEATURES) <= set(frame.columns):
-            return add_bgnbd_features(frame, self.bgnbd_horizon)
-        return frame
+        if not self.bgnbd_horizon:
+            return frame
+        horizon = horizon_days or self.bgnbd_horizon
+        marker = f"{self.bgnbd_horizon}:{horizon}"
+        have = set(BGNBD_FEATURES) <= set(frame.columns) and BGNBD_MARKER in frame.columns
+        if have and (frame[BGNBD_MARKER] == marker).all():
+            return frame
+        out = add_bgnbd_features(frame, self.bgnbd_horizon, horizon)
+        out[BGNBD_MARKER] = marker
+        return out
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, bgnbd_horizon: int | None = None) -> FeatureSpec:
-        features = feature_columns(frame)
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        bgnbd_horizon: int | None = None,
+        exclude: Sequence[str] = (),
+    ) -> FeatureSpec:
+        features = [c for c in feature_columns(frame) if c not in set(exclude)]
         categories: dict[str, list[str]] = {}
         for column in features:
             series = frame[column]

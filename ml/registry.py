@@ -23,15 +23,18 @@ import numpy as np
 import pandas as pd
 
 from ml.errors import RegistryError
-from ml.evaluation import churn_metrics, value_metrics
+from ml.evaluation import SELECTION_METRIC, churn_metrics, value_metrics
 from ml.training import ChurnModel, TrainingResult, ValueModel
 
 log = logging.getLogger(__name__)
 
 KINDS = ("churn", "value")
-#: The metric each kind is judged on, higher is better.
-PRIMARY_METRIC = {"churn": "auc", "value": "spearman"}
-#: Below these a model is never promoted (and the model-quality check fails).
+#: The metric a champion and its challenger are compared on, higher is better: the one the
+#: candidates of a run are chosen on (ml.evaluation.SELECTION_METRIC).
+PRIMARY_METRIC = dict(SELECTION_METRIC)
+#: The metric of the quality floor: below these a model is never promoted (and the
+#: model-quality check fails).
+FLOOR_METRIC = {"churn": "auc", "value": "spearman"}
 DEFAULT_FLOORS = {"churn": 0.6, "value": 0.2}
 _LIBRARIES = ("lightgbm", "scikit-learn", "scipy", "numpy", "pandas", "duckdb", "pyarrow")
 
@@ -54,13 +57,18 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def should_promote(challenger: float, champion: float | None, floor: float) -> tuple[bool, str]:
-    """Champion/challenger rule: promote when above the floor and not worse than the champion."""
-    if not np.isfinite(challenger) or challenger < floor:
-        return False, f"{challenger:.4f} is below the quality floor {floor:.4f}"
+def should_promote(
+    challenger: float, champion: float | None, floor: float, floor_value: float | None = None
+) -> tuple[bool, str]:
+    """Champion/challenger rule: promote when the floor metric (`floor_value`, default the
+    challenger's score) clears the floor and the challenger is not worse than the champion."""
+    floor_value = challenger if floor_value is None else floor_value
+    if not np.isfinite(challenger) or not np.isfinite(floor_value) or floor_value < floor:
+        return False, f"{floor_value:.4f} is below the quality floor {floor:.4f}"
     if champion is None:
         return True, "no champion yet"
-    if challenger >= champion:
+    # Scores read back from metadata JSON carry ten decimals: equal within that is equal.
+    if challenger >= champion - 1e-9:
         return True, f"{challenger:.4f} >= champion {champion:.4f} on the same evaluation slice"
     return False, f"{challenger:.4f} < champion {champion:.4f} on the same evaluation slice"
 
@@ -108,13 +116,25 @@ def load_model(entry: ModelEntry, kind: str) -> ChurnModel | ValueModel:
 def _champion_score(entry: ModelEntry | None, kind: str, result: TrainingResult) -> float | None:
     if entry is None:
         return None
+    metric = PRIMARY_METRIC[kind]
+    evaluation = {d.isoformat() for d in result.plan.evaluation}
+    window = entry.metadata.get("training_window", {})
+    if evaluation & set(window.get("final", [])):
+        # The champion's final fit learnt from this very slice: its score there would be
+        # in-sample. Its own held-out score is the fair one (the same slice when the cut-off
+        # is the same, the usual case of such an overlap).
+        recorded = entry.metadata["metrics"].get(entry.metadata.get("winners", {}).get(kind))
+        if recorded is not None and metric in recorded:
+            return float(recorded[metric])
+    # The champion predicts over the challenger's label window, the window of the labels.
     model = load_model(entry, kind)
-    held_out = result.held_out
+    held_out, window = result.held_out, result.plan.evaluation_window
     if kind == "churn":
-        frame = model.spec.prepare(held_out)
-        return churn_metrics(held_out["label_churned"], model.predict(frame))["auc"]
-    frame = model.buy_model.spec.prepare(held_out)
-    return value_metrics(held_out["label_value"], model.predict(frame))["spearman"]
+        frame = model.spec.prepare(held_out, window)
+        return churn_metrics(held_out["label_churned"], model.predict(frame, window))[metric]
+    spec = getattr(model, "spec", None) or model.buy_model.spec
+    frame = spec.prepare(held_out, window)
+    return value_metrics(held_out["label_value"], model.predict(frame, horizon=window))[metric]
 
 
 def register(
@@ -136,12 +156,17 @@ def register(
         if current is not None and current.version == version:
             current = None  # re-registering the same run: judge it on its own merits
         metric = PRIMARY_METRIC[kind]
-        challenger = float(result.metrics.loc["lightgbm", metric])
+        winner = result.winners.get(kind, "lightgbm")
+        challenger = float(result.metrics.loc[winner, metric])
+        floor_value = float(result.metrics.loc[winner, FLOOR_METRIC[kind]])
         champion_score = _champion_score(current, kind, result)
-        promoted, reason = should_promote(challenger, champion_score, floors[kind])
+        promoted, reason = should_promote(challenger, champion_score, floors[kind], floor_value)
         promotion[kind] = {
             "promoted": promoted,
+            "model": winner,
             "metric": metric,
+            "floor_metric": FLOOR_METRIC[kind],
+            "floor_value": floor_value,
             "challenger": challenger,
             "champion_version": current.version if current else None,
             "champion": champion_score,
@@ -154,20 +179,23 @@ def register(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cutoff": plan.cutoff.isoformat(),
         "horizon_days": result.config.horizon_days,
+        "label_window_days": plan.window,
+        "method": plan.describe(),
+        "winners": result.winners,
+        "fits": result.fits,
+        "notes": result.notes,
         "training_window": {
             "train": [d.isoformat() for d in plan.train],
             "validation": [d.isoformat() for d in plan.valid],
             "evaluation": [d.isoformat() for d in plan.evaluation],
             "overlapping_labels": plan.overlapping_labels,
+            "final": [d.isoformat() for d in plan.final],
         },
         "rows": result.rows,
         "features": result.churn.spec.features,
         "categories": result.churn.spec.categories,
         "hyperparameters": result.config.as_dict(),
-        "best_iteration": {
-            "churn": result.churn.booster.best_iteration,
-            "value": result.value.booster.best_iteration,
-        },
+        "boosting_rounds": result.fits.get("final", {}).get("rounds", {}),
         "metrics": json.loads(result.metrics.to_json(orient="index")),
         "beats_baselines": result.passed,
         "verdict": result.verdict_message,

@@ -52,12 +52,14 @@ def score_customers(
     """One `ml.customer_scores` row per input row (the features of one as_of_date)."""
     if features.empty:
         return pd.DataFrame(columns=list(SCORE_COLUMNS))
-    churn_frame = churn_model.spec.prepare(features)
-    # One TreeSHAP pass gives both the drivers and (as the row sums) the churn log-odds.
+    horizon = getattr(churn_model, "horizon", None)
+    churn_frame = churn_model.spec.prepare(features, horizon)
+    # One TreeSHAP pass gives both the drivers and (as the row sums) the LightGBM log-odds.
     contributions = churn_model.contributions(churn_frame)
-    churn = churn_model.calibrate(contributions.to_numpy().sum(axis=1))
+    churn = churn_model.predict(churn_frame, margin=contributions.to_numpy().sum(axis=1))
     # Both models derive the same BG/NBD columns: fit them once.
-    value_frame = value_model.buy_model.spec.prepare(churn_frame)
+    value_spec = getattr(value_model, "spec", None) or value_model.buy_model.spec
+    value_frame = value_spec.prepare(churn_frame, value_model.horizon_days)
     # The value model's own P(buy) keeps it self-consistent when the two versions differ.
     value_churn = (
         churn if value_version == churn_version else value_model.predict_churn(value_frame)

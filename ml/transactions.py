@@ -17,8 +17,8 @@ from ml.training import (
     TrainConfig,
     TrainingResult,
     build_training_set,
+    candidate_predictions,
     plan_slices,
-    predict_with_baselines,
     train_models,
 )
 
@@ -48,9 +48,9 @@ def load_transactions(
     """Validate the file and create table `transactions(customer_id, ordered_at, amount)`.
 
     Rows are numbered from 1 in file order (for a CSV, row N is line N+1 under the header).
-    Negative amounts are refused by default; with `negative_amounts='net'` amounts are summed
-    per customer and day and days whose net is not positive are dropped (refunds net out
-    purchases on the same day only).
+    Rows of one customer and day are one purchase (amounts summed). Negative amounts are
+    refused by default; with `negative_amounts='net'` days whose net is not positive are
+    dropped (refunds net out purchases on the same day only).
     """
     path = Path(path)
     if not path.exists():
@@ -109,8 +109,12 @@ def load_transactions(
             amount_col,
             "raw_amount",
         )
+        # One purchase occasion per customer and day, as BG/NBD counts them: several rows of
+        # one day (items of one basket, split payments) are one repeat opportunity, not many.
         con.execute(
-            "create or replace temp table transactions as select customer_id, ordered_at, amount from tx_typed"
+            """create or replace temp table transactions as
+            select customer_id, min(ordered_at) as ordered_at, sum(amount) as amount
+            from tx_typed group by customer_id, cast(ordered_at as date)"""
         )
     else:
         con.execute(
@@ -138,15 +142,24 @@ class PredictResult:
     evaluation_message: str | None = None
 
 
+#: At most this many snapshot dates: weekly over a short file, wider spacing over a long one.
+MAX_SNAPSHOT_DATES = 52
+#: A snapshot date needs this much history before it for its features.
+MIN_HISTORY_DAYS = 28
+
+
 def snapshot_dates(first: date, as_of: date, horizon_days: int, config: TrainConfig) -> list[date]:
-    """Weekly snapshot dates back from as-of - H, each with at least four weeks of history."""
-    needed = config.eval_dates + horizon_days // 7 + 1 + config.valid_dates + config.train_dates
+    """Snapshot dates back from as-of, each with at least four weeks of history: weekly while
+    that gives at most `MAX_SNAPSHOT_DATES`, else spaced by whole weeks to stay within it.
+    Which of them get labels (and over which window) is `plan_slices`'s choice."""
+    earliest = first + timedelta(days=MIN_HISTORY_DAYS)
+    weekly = max(0, (as_of - earliest).days // 7)
+    step = 7 * max(1, -(-weekly // MAX_SNAPSHOT_DATES))
     out = []
-    for k in range(needed):
-        d = as_of - timedelta(days=horizon_days + 7 * k)
-        if d < first + timedelta(days=28):
-            break
+    d = as_of - timedelta(days=step)
+    while d >= earliest:
         out.append(d)
+        d -= timedelta(days=step)
     return sorted(out)
 
 
@@ -186,21 +199,22 @@ def predict_file(
         )
     except NotEnoughHistoryError as exc:
         raise NotEnoughHistoryError(
-            f"{path}: not enough history for a {horizon_days}-day horizon: data starts {first}, "
-            f"as-of {as_of}; need about {horizon_days + 28 + 7 * 2} days before as-of at the very "
-            f"least ({exc})"
+            f"{path}: not enough history: data starts {first}, as-of {as_of}; the models need "
+            f"at least two snapshot dates {MIN_HISTORY_DAYS} days or more after the first "
+            f"order with some days of orders after each, i.e. about {MIN_HISTORY_DAYS + 14} "
+            f"days before as-of ({exc})"
         ) from exc
     features = transaction_features(con, "transactions", [*plan.all_dates, as_of])
     con.register("tx_features", features)
     training_set = build_training_set(con, "tx_features", "transactions", plan, horizon_days)
-    result = train_models(training_set, plan, config)
+    result = train_models(training_set, plan, config, refit_all=evaluate_until is not None)
     current = add_season_index(
         con,
         "transactions",
         features[features["as_of_date"] == as_of].reset_index(drop=True),
         horizon_days,
     )
-    current = result.churn.spec.prepare(current)
+    current = result.churn.spec.prepare(current, horizon_days)
     churn = result.churn.predict(current)
     scores = pd.DataFrame(
         {
@@ -211,6 +225,7 @@ def predict_file(
     )
     out = PredictResult(scores=scores, training=result)
     if evaluate_until is not None:
+        outcome_days = (evaluate_until - as_of).days
         con.register("current_features", current)
         actual = con.execute(
             f"""select f.customer_id, count(t.customer_id) = 0 as churned, coalesce(sum(t.amount), 0) as value
@@ -222,15 +237,29 @@ def predict_file(
         labelled = current.merge(actual, on="customer_id", how="left")
         labelled["label_churned"] = labelled["churned"].astype(int)
         labelled["label_value"] = labelled["value"].astype(float)
-        train = training_set[training_set["as_of_date"].isin(plan.train)]
-        predictions = predict_with_baselines(
-            result.churn, result.value, train, labelled, horizon_days
-        )
-        out.evaluation = compare_models(predictions)
-        out.evaluation_message = verdict(out.evaluation).message
-        if (evaluate_until - as_of).days != horizon_days:
-            out.evaluation_message += f" (note: the outcome window is {(evaluate_until - as_of).days} days, the horizon {horizon_days})"
+        if outcome_days != horizon_days:
+            labelled = add_season_index(con, "transactions", labelled, outcome_days)
+        out.evaluation, out.evaluation_message = evaluate_candidates(result, labelled, outcome_days)
+        if outcome_days != horizon_days:
+            out.evaluation_message += (
+                f" (note: the outcome window is {outcome_days} days, the horizon {horizon_days})"
+            )
     return out
+
+
+def evaluate_candidates(
+    result: TrainingResult, labelled: pd.DataFrame, days: int
+) -> tuple[pd.DataFrame, str]:
+    """Every candidate of the final fit against the actual outcome over `days`: the metric
+    table and a line naming the winner the held-out slice chose."""
+    fitted = result.final_candidates
+    frame = result.churn.spec.prepare(labelled, days)
+    predictions = candidate_predictions(fitted.churn, fitted.value, frame, days)
+    # The scores themselves: the winners as written, with any level anchoring of a baseline.
+    predictions["churn_scores"] = result.churn.predict(frame, days)
+    predictions["value_scores"] = result.value.predict(frame, horizon=days)
+    table = compare_models(predictions)
+    return table, verdict(table.drop(index="scores"), result.winners).message
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:

@@ -21,7 +21,8 @@ class ModelConfig(dg.Config):
     """Hyperparameters and cadence of the churn and value models."""
 
     horizon_days: int = 90
-    train_dates: int = 8
+    #: Cap on training dates (0: every snapshot date the history has).
+    train_dates: int = 0
     valid_dates: int = 2
     num_boost_round: int = 200
     learning_rate: float = 0.2
@@ -84,12 +85,14 @@ def models(
     warehouse: DuckDBResource,
     storage: DataStorage,
 ) -> dg.MaterializeResult:
-    """Churn (LightGBM classifier, Platt-calibrated) and 90-day value (LightGBM Tweedie
-    regression, revenue level set by the shop's seasonal index) models in data/models/.
+    """Churn and 90-day value models in data/models/, each the winner of five candidates on
+    a held-out slice: LightGBM over BG/NBD's outputs, plain LightGBM, a blend of the first
+    with BG/NBD, BG/NBD + Gamma-Gamma and the RFM heuristic.
 
-    Retrains when the champion is a week old (or none exists), from weekly feature snapshots
-    whose label window closes before the cut-off; a new model replaces the champion only if it
-    is not worse on the same held-out slice (AUC for churn, Spearman for value).
+    Retrains when the champion is a week old (or none exists), from the feature snapshots
+    whose label window closes before the cut-off; after the held-out comparison the winners
+    are refit on every labelled snapshot. A new run replaces the champion only if its winner
+    is not worse on the same held-out slice (AUC for churn, top-10% revenue capture for value).
     """
     from ml.pipeline import data_end, ensure_champions
 
@@ -112,15 +115,23 @@ def models(
     }
     if trained is not None:
         m = trained.metadata
+        winners = m.get("winners", {"churn": "lightgbm", "value": "lightgbm"})
         meta.update(
             {
                 "trained_version": trained.version,
                 "promoted": json.dumps(m["promoted"]),
                 "training_rows": m["rows"]["train"],
                 "evaluation_rows": m["rows"]["evaluation"],
-                "churn_auc": m["metrics"]["lightgbm"]["auc"],
-                "value_spearman": m["metrics"]["lightgbm"]["spearman"],
+                "final_fit_rows": m["rows"].get("final", 0),
+                "churn_model": winners["churn"],
+                "value_model": winners["value"],
+                "churn_auc": m["metrics"][winners["churn"]]["auc"],
+                "value_top10_capture": m["metrics"][winners["value"]]["top_decile_share"],
+                "value_spearman": m["metrics"][winners["value"]]["spearman"],
+                "label_window_days": m.get("label_window_days", m["horizon_days"]),
+                "method": m.get("method", ""),
                 "verdict": m["verdict"],
+                "fits": dg.MetadataValue.json(m.get("fits", {})),
                 "promotion": dg.MetadataValue.json(m["promotion"]),
             }
         )
@@ -134,10 +145,12 @@ def models(
 def model_evaluation(storage: DataStorage) -> dg.MaterializeResult:
     """Evaluation report of the newest trained models on a later, untouched time slice.
 
-    Side by side with the RFM heuristic and BG/NBD + Gamma-Gamma: churn AUC, PR-AUC, Brier,
-    calibration curve, cumulative gain; value Spearman, MAE, RMSE, total predicted vs actual
-    revenue, decile lift; and the churn model's global feature importance. A red verdict means
-    LightGBM did not beat both baselines on this slice.
+    Every candidate side by side (LightGBM over BG/NBD, LightGBM, the blend, BG/NBD +
+    Gamma-Gamma, the RFM heuristic): churn AUC, PR-AUC, Brier, calibration curve, cumulative
+    gain; value Spearman, top-10% revenue capture, MAE, RMSE, total predicted vs actual
+    revenue, decile lift; which candidate won each target and by how much; the evaluation fit
+    and the final fit; and the churn model's global feature importance. A red verdict means a
+    baseline won a target on this slice (the scores then come from that baseline).
     """
     import pandas as pd
 
@@ -152,14 +165,24 @@ def model_evaluation(storage: DataStorage) -> dg.MaterializeResult:
     predictions = pd.read_parquet(entry.path / "evaluation.parquet")
     importance = pd.read_json(entry.path / "importance.json", typ="series")
     figures = plot_report(predictions, importance)
-    table = pd.DataFrame(m["metrics"]).T.rename(index=MODEL_LABELS)
+    winners = m.get("winners", {"churn": "lightgbm", "value": "lightgbm"})
+    table = pd.DataFrame(m["metrics"]).T
+    table.index = [
+        MODEL_LABELS.get(name, name)
+        + (" (churn winner)" if winners["churn"] == name else "")
+        + (" (value winner)" if winners["value"] == name else "")
+        for name in table.index
+    ]
     shown = [
         "auc",
         "pr_auc",
         "brier",
+        "mean_predicted",
+        "observed_rate",
         "calibration_error",
         "top_decile_lift",
         "spearman",
+        "top_decile_share",
         "mae",
         "rmse",
         "total_predicted",
@@ -182,8 +205,15 @@ def model_evaluation(storage: DataStorage) -> dg.MaterializeResult:
             "verdict": dg.MetadataValue.md(f"## {status}\n\n{verdict}"),
             "beats_baselines": bool(m["beats_baselines"]),
             "evaluation_slice": ", ".join(window["evaluation"]),
-            "training_window": f"{window['train'][0]} .. {window['train'][-1]} (validation {', '.join(window['validation'])})",
+            "training_window": f"{window['train'][0]} .. {window['train'][-1]} (validation {', '.join(window['validation']) or 'a fifth of the customers'})",
             "horizon_days": m["horizon_days"],
+            "label_window_days": m.get("label_window_days", m["horizon_days"]),
+            "method": m.get("method", ""),
+            "churn_model": winners["churn"],
+            "value_model": winners["value"],
+            "evaluation_fit": dg.MetadataValue.json(m.get("fits", {}).get("evaluation", {})),
+            "final_fit": dg.MetadataValue.json(m.get("fits", {}).get("final", {})),
+            "notes": "; ".join(m.get("notes", [])) or "none",
             "metrics": dg.MetadataValue.md(markdown_table(table, max_rows=10)),
             "calibration_curve": dg.MetadataValue.md(plots["calibration"]),
             "churn_gain": dg.MetadataValue.md(plots["churn_gain"]),

@@ -60,26 +60,33 @@ def trained(demo_shop: tuple[Warehouse, Path]) -> TrainingResult:
     return result
 
 
-def test_lightgbm_beats_both_baselines_on_churn_auc_and_value_spearman(
+def test_a_learnt_model_wins_and_beats_both_baselines_on_the_demo_shop(
     trained: TrainingResult,
 ) -> None:
     m = trained.metrics
     assert not trained.plan.overlapping_labels
+    assert trained.plan.window == 90, "two years of snapshots: the horizon itself is learnt"
+    churn, value = trained.winners["churn"], trained.winners["value"]
+    assert churn not in ("rfm", "bgnbd") and value not in ("rfm", "bgnbd"), trained.winners
     for baseline in ("rfm", "bgnbd"):
+        assert m.loc[churn, "auc"] > m.loc[baseline, "auc"], m
+        assert m.loc[value, "top_decile_share"] > m.loc[baseline, "top_decile_share"], m
+        # The plain LightGBM, the demo shop's model so far, still beats them too.
         assert m.loc["lightgbm", "auc"] > m.loc[baseline, "auc"], m
         assert m.loc["lightgbm", "spearman"] > m.loc[baseline, "spearman"], m
     assert trained.passed
 
 
 def test_predicted_total_revenue_is_near_the_actual_total(trained: TrainingResult) -> None:
-    assert trained.value.level is not None, "two years of orders: the seasonal level is used"
-    error = trained.metrics.loc["lightgbm", "total_error_pct"]
+    part = trained.value.component or trained.value
+    assert part.level is not None, "two years of orders: the seasonal level is used"
+    error = trained.metrics.loc[trained.winners["value"], "total_error_pct"]
     assert abs(error) <= TOTAL_TOLERANCE_PCT, trained.metrics
 
 
 def test_churn_probabilities_are_calibrated_on_average(trained: TrainingResult) -> None:
-    m = trained.metrics.loc["lightgbm"]
-    assert abs(m["mean_predicted"] - m["observed_rate"]) < 0.04
+    m = trained.metrics.loc[trained.winners["churn"]]
+    assert abs(m["mean_predicted"] - m["observed_rate"]) < 0.03
 
 
 def test_customers_already_gone_get_higher_churn_risk_than_living_ones(
@@ -91,6 +98,7 @@ def test_customers_already_gone_get_higher_churn_risk_than_living_ones(
     as_of = pd.Timestamp(trained.plan.evaluation[0], tz="UTC")
     gone = scored["churn_at"].notna() & (scored["churn_at"] < as_of)
     assert gone.sum() > 100 and (~gone).sum() > 100
-    risk_gone = scored.loc[gone, "churn_lightgbm"].mean()
-    risk_alive = scored.loc[~gone, "churn_lightgbm"].mean()
+    column = f"churn_{trained.winners['churn']}"
+    risk_gone = scored.loc[gone, column].mean()
+    risk_alive = scored.loc[~gone, column].mean()
     assert risk_gone > risk_alive + 0.1, (risk_gone, risk_alive)

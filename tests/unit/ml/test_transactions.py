@@ -112,10 +112,32 @@ def test_as_of_outside_the_data_is_refused(tmp_path, transactions):
         predict_file(path, date(2021, 1, 1), 60, config=FAST)
 
 
-def test_too_short_history_for_the_horizon_is_refused(tmp_path, transactions):
+def test_a_horizon_longer_than_the_history_is_carried_from_the_longest_label_window(
+    tmp_path, transactions
+):
     path = _write(tmp_path, transactions, "tx.parquet")
-    with pytest.raises(NotEnoughHistoryError, match="not enough history for a 365-day horizon"):
-        predict_file(path, date(2022, 12, 1), 365, config=FAST)
+    result = predict_file(path, date(2022, 7, 1), 365, config=FAST)
+    plan = result.training.plan
+    assert plan.horizon == 365 and 7 <= plan.window < 365
+    assert "carried to the 365-day horizon" in plan.describe()
+    assert f"{plan.window}-day label windows" in plan.describe()
+    assert result.scores["churn_probability"].between(0, 1).all()
+    assert (result.scores["predicted_value"] >= 0).all()
+    # Over a longer horizon fewer customers stay away: the carried churn is lower than the
+    # label window's, customer by customer.
+    short = predict_file(path, date(2022, 7, 1), plan.window, config=FAST)
+    assert short.training.plan.window == plan.window
+    merged = result.scores.merge(short.scores, on="customer_id", suffixes=("_h", "_w"))
+    assert (merged["churn_probability_h"] <= merged["churn_probability_w"] + 1e-9).mean() > 0.95
+    assert merged["predicted_value_h"].sum() > merged["predicted_value_w"].sum()
+
+
+def test_history_without_two_snapshot_dates_is_refused_saying_what_is_needed(
+    tmp_path, transactions
+):
+    path = _write(tmp_path, transactions, "tx.parquet")
+    with pytest.raises(NotEnoughHistoryError, match="at least two snapshot dates"):
+        predict_file(path, date(2022, 2, 5), 365, config=FAST)
 
 
 def test_cli_evaluate_until_prints_metrics_against_the_actual_outcome(
@@ -136,13 +158,26 @@ def test_cli_evaluate_until_prints_metrics_against_the_actual_outcome(
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert "actual outcome 2023-10-02 .. 2023-12-01" in printed
-    for metric in ("auc", "spearman", "total_error_pct"):
+    for metric in (
+        "churn AUC",
+        "churn Brier",
+        "value Spearman",
+        "top-10% revenue capture",
+        "total predicted",
+        "total error %",
+    ):
         assert metric in printed
+    # Every candidate is shown, the winners marked; the method and label window are named.
+    for label in ("LightGBM over BG/NBD", "BG/NBD + Gamma-Gamma", "RFM heuristic", "Blend"):
+        assert label in printed
+    assert "*" in printed and "+" in printed
+    assert "60-day label windows" in printed
     # The actual total is the revenue in [as-of, until) of customers seen before as-of.
     tx = transactions
     seen = set(tx.loc[tx["ordered_at"] < "2023-10-02", "customer_id"])
     window = tx[(tx["ordered_at"] >= "2023-10-02") & (tx["ordered_at"] < "2023-12-01")]
     expected = window.loc[window["customer_id"].isin(seen), "amount"].sum()
-    shown = next(line for line in printed.splitlines() if line.startswith("total_actual"))
-    assert float(shown.split()[1].replace(",", "")) == pytest.approx(expected, abs=0.01)
+    outcome = printed.split("actual outcome")[1]
+    shown = next(line for line in outcome.splitlines() if line.startswith("total actual"))
+    assert float(shown.split()[2].replace(",", "")) == pytest.approx(expected, abs=0.01)
     assert len(pd.read_parquet(out)) == len(seen)
