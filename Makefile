@@ -40,7 +40,7 @@ run: setup
 # The UI, the daemon (schedules, sensors) and the local provider sink on 127.0.0.1:8725, which
 # scheduled sends reach unless real provider credentials and TESSERA_LIVE_SENDS=true are set.
 dev: setup
-	$(BIN)/python -c "from orchestration.run_cli import ensure_dagster_home; from orchestration.settings import load_settings; ensure_dagster_home(load_settings())"
+	$(BIN)/python -c "from tessera.orchestration.run_cli import ensure_dagster_home; from tessera.settings import load_settings; ensure_dagster_home(load_settings())"
 	$(BIN)/tessera sink --port 8725 & sink=$$!; trap 'kill $$sink 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
@@ -58,7 +58,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 bench: setup
-	$(BIN)/python -m bench.run $(if $(SIZES),--sizes $(SIZES),)
+	$(BIN)/python -m tessera.bench.run $(if $(SIZES),--sizes $(SIZES),)
 
 clean:
 	rm -rf $(VENV) .tools dbt_project/target data

@@ -32,7 +32,7 @@ def small_shop_end() -> dt.date:
 @pytest.fixture(scope="session")
 def small_shop_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A read-only landing folder of a small synthetic shop (copy it before changing files)."""
-    from orchestration.demo import generate_shop
+    from tessera.demo.generator import generate_shop
 
     root = tmp_path_factory.mktemp("small-shop")
     landing = root / "landing"

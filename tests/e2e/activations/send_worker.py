@@ -6,9 +6,9 @@ import sys
 import duckdb
 import pandas as pd
 
-from activations.keys import message_key
-from activations.providers.sendgrid_email import SendGridProvider
-from activations.sender import RetryPolicy, send_messages
+from tessera.activations.keys import message_key
+from tessera.activations.providers.sendgrid_email import SendGridProvider
+from tessera.activations.sender import RetryPolicy, send_messages
 
 
 def main(db: str, sink_url: str, n: int, window: int) -> None:

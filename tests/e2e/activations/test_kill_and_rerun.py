@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from activations.sink import FaultPlan, running_sink
+from tessera.activations.sink import FaultPlan, running_sink
 
 pytestmark = pytest.mark.e2e
 WORKER = Path(__file__).with_name("send_worker.py")
@@ -20,7 +20,7 @@ N = 8000
 
 
 def _worker(db: Path, url: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.Popen(
         [sys.executable, str(WORKER), str(db), url, str(N), "2000"],
         stdout=subprocess.PIPE,

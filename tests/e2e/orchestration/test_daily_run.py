@@ -21,7 +21,7 @@ def daily_run(
     mp = pytest.MonkeyPatch()
     mp.setenv("TESSERA_DATA_DIR", str(data))
     mp.setenv("DAGSTER_HOME", str(data / "dagster_home"))
-    from orchestration.run_cli import run
+    from tessera.orchestration.run_cli import run
 
     end = small_shop_end
     try:
@@ -100,7 +100,7 @@ def test_rerunning_the_last_date_changes_nothing(daily_run) -> None:
     mp.setenv("TESSERA_DATA_DIR", str(data))
     mp.setenv("DAGSTER_HOME", str(data / "dagster_home"))
     try:
-        from orchestration.run_cli import run
+        from tessera.orchestration.run_cli import run
 
         assert run(days=1, end=end, full_each_day=False) == 0
     finally:
@@ -111,7 +111,7 @@ def test_rerunning_the_last_date_changes_nothing(daily_run) -> None:
 
 
 def test_campaign_dates_are_the_last_n_days_in_order() -> None:
-    from orchestration.run_cli import campaign_dates
+    from tessera.orchestration.run_cli import campaign_dates
 
     assert campaign_dates(dt.date(2026, 3, 2), 3) == ["2026-02-28", "2026-03-01", "2026-03-02"]
     with pytest.raises(ValueError, match="--days must be at least 1"):

@@ -17,7 +17,7 @@ OPTIONAL = ("order_items", "events", "campaign_responses")
 @pytest.fixture(scope="module")
 def minimal_run(tmp_path_factory: pytest.TempPathFactory):
     """A 300-customer demo shop with every optional table removed, run for three dates."""
-    from orchestration.demo import generate_shop
+    from tessera.demo.generator import generate_shop
 
     data = tmp_path_factory.mktemp("minimal-shop")
     generate_shop(
@@ -28,7 +28,7 @@ def minimal_run(tmp_path_factory: pytest.TempPathFactory):
     mp = pytest.MonkeyPatch()
     mp.setenv("TESSERA_DATA_DIR", str(data))
     mp.setenv("DAGSTER_HOME", str(data / "dagster_home"))
-    from orchestration.run_cli import run
+    from tessera.orchestration.run_cli import run
 
     try:
         code = run(days=DATES, end=END, full_each_day=False)
@@ -133,7 +133,7 @@ def test_a_broken_landing_file_prints_one_summary_without_a_stack_trace(
     capfd.readouterr()
     caplog.clear()
     try:
-        from orchestration.run_cli import run
+        from tessera.orchestration.run_cli import run
 
         assert run(days=1, end=END, full_each_day=False) == 1
     finally:

@@ -9,15 +9,15 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from orchestration.defs.quality.assets import quarantine_summary
-from orchestration.defs.quality.checks import (
+from tessera.orchestration.defs.quality.assets import quarantine_summary
+from tessera.orchestration.defs.quality.checks import (
     customer_features_contract,
     mart_contract_checks,
     raw_contract_checks,
 )
-from orchestration.defs.resources import build_resources
-from orchestration.defs.sources.assets import raw_tables
-from orchestration.defs.warehouse.assets import daily_feature_models, warehouse_models
+from tessera.orchestration.defs.resources import build_resources
+from tessera.orchestration.defs.sources.assets import raw_tables
+from tessera.orchestration.defs.warehouse.assets import daily_feature_models, warehouse_models
 
 #: Campaign date D of the small shop (its data ends at D 00:00).
 CAMPAIGN_DATE = "2026-06-01"

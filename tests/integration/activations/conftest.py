@@ -2,7 +2,7 @@
 
 import pytest
 
-from activations.testing import make_messages
+from tessera.activations.testing import make_messages
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def setup(tmp_path, sink):
     """A tiny warehouse (test_assets._warehouse) and the resources the activation assets use."""
     from dagster_duckdb import DuckDBResource
 
-    from orchestration.defs.resources import DataStorage
+    from tessera.orchestration.defs.resources import DataStorage
     from tests.integration.activations.test_assets import _warehouse
 
     db = tmp_path / "warehouse.duckdb"
@@ -29,7 +29,7 @@ def setup(tmp_path, sink):
 
 @pytest.fixture
 def sink(tmp_path):
-    from activations.sink import running_sink
+    from tessera.activations.sink import running_sink
 
     with running_sink(tmp_path / "data", seed=3) as handle:
         yield handle

@@ -4,14 +4,17 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from orchestration.defs.activations.assets import (
+from tessera.orchestration.defs.activations.assets import (
     campaign_results,
     deliveries,
     outbound_messages,
     provider_events,
     send_approval,
 )
-from orchestration.defs.activations.resources import ActivationSettings, build_activation_settings
+from tessera.orchestration.defs.activations.resources import (
+    ActivationSettings,
+    build_activation_settings,
+)
 
 D = "2025-03-01"
 N = 400

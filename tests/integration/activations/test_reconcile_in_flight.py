@@ -6,12 +6,12 @@ import duckdb
 import pandas as pd
 import pytest
 
-from activations import ledger
-from activations.providers.sendgrid_email import SendGridProvider
-from activations.providers.twilio_sms import TwilioSmsProvider
-from activations.providers.webhook import WebhookProvider
-from activations.sender import RetryPolicy, send_messages
-from activations.sink import FaultPlan
+from tessera.activations import ledger
+from tessera.activations.providers.sendgrid_email import SendGridProvider
+from tessera.activations.providers.twilio_sms import TwilioSmsProvider
+from tessera.activations.providers.webhook import WebhookProvider
+from tessera.activations.sender import RetryPolicy, send_messages
+from tessera.activations.sink import FaultPlan
 
 FAST = RetryPolicy(base_delay_s=0.01, max_attempts=6)
 

@@ -7,12 +7,12 @@ import duckdb
 import pandas as pd
 import pytest
 
-from activations import ledger
-from activations.errors import ProviderConfigError
-from activations.providers.base import messages_from_frame
-from activations.providers.sendgrid_email import SendGridProvider
-from activations.sender import RetryPolicy, send_messages
-from activations.sink import CANCEL_BEFORE_S, MAX_HELD_BATCHES
+from tessera.activations import ledger
+from tessera.activations.errors import ProviderConfigError
+from tessera.activations.providers.base import messages_from_frame
+from tessera.activations.providers.sendgrid_email import SendGridProvider
+from tessera.activations.sender import RetryPolicy, send_messages
+from tessera.activations.sink import CANCEL_BEFORE_S, MAX_HELD_BATCHES
 
 FAST = RetryPolicy(base_delay_s=0.01, max_attempts=4)
 AHEAD_S = 20 * 60
@@ -127,7 +127,7 @@ def test_scheduling_too_close_or_too_far_ahead_is_a_configuration_error(sink, tm
 def test_ambiguous_timeouts_cancel_the_scheduled_batch_and_resend_it_once(
     sink, messages_factory, tmp_path
 ) -> None:
-    from activations.sink import FaultPlan
+    from tessera.activations.sink import FaultPlan
 
     # Half the requests are stored but answered after the client gave up.
     sink.set_faults(FaultPlan(rate=0.5, kinds=("slow",), seed=5, slow_s=0.5))

@@ -19,10 +19,10 @@ import pytest
 from dagster_duckdb import DuckDBResource
 from test_assets import D, _warehouse
 
-from activations.providers.base import clean_secret, secret_forms
-from orchestration.defs.activations.assets import deliveries, outbound_messages
-from orchestration.defs.activations.resources import ActivationSettings
-from orchestration.defs.resources import DataStorage
+from tessera.activations.providers.base import clean_secret, secret_forms
+from tessera.orchestration.defs.activations.assets import deliveries, outbound_messages
+from tessera.orchestration.defs.activations.resources import ActivationSettings
+from tessera.orchestration.defs.resources import DataStorage
 
 CORE = "SG.tEsTkEy0123456789abcd.ZyXwVuTsRqPoNmLkJiHgFeDcBa9876543210"
 

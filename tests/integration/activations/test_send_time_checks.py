@@ -5,10 +5,14 @@ from collections import Counter
 import duckdb
 import pandas as pd
 
-from activations.events import write_atomic_parquet
-from activations.keys import message_key
-from orchestration.defs.activations.assets import deliveries, outbound_messages, send_approval
-from orchestration.defs.activations.resources import ActivationSettings
+from tessera.activations.events import write_atomic_parquet
+from tessera.activations.keys import message_key
+from tessera.orchestration.defs.activations.assets import (
+    deliveries,
+    outbound_messages,
+    send_approval,
+)
+from tessera.orchestration.defs.activations.resources import ActivationSettings
 from tests.integration.activations.test_assets import _run
 
 

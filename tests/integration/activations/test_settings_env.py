@@ -2,8 +2,8 @@
 
 import pytest
 
-from activations.errors import ProviderConfigError
-from orchestration.defs.activations.resources import build_activation_settings
+from tessera.activations.errors import ProviderConfigError
+from tessera.orchestration.defs.activations.resources import build_activation_settings
 
 
 def test_volume_ceiling_floor_is_read_from_the_environment() -> None:

@@ -4,10 +4,13 @@ import duckdb
 import pydantic
 import pytest
 
-from activations.errors import SendBlockedError
-from activations.sender import send_messages
-from orchestration.defs.activations.resources import ActivationSettings, build_activation_settings
-from orchestration.settings import SettingsError, parse_bool
+from tessera.activations.errors import SendBlockedError
+from tessera.activations.sender import send_messages
+from tessera.orchestration.defs.activations.resources import (
+    ActivationSettings,
+    build_activation_settings,
+)
+from tessera.settings import SettingsError, parse_bool
 
 
 @pytest.mark.parametrize(
@@ -82,7 +85,7 @@ def test_an_unknown_timezone_is_refused_when_the_resource_is_built():
 
 
 def test_whole_number_and_timezone_settings_name_the_variable():
-    from orchestration.settings import load_settings
+    from tessera.settings import load_settings
 
     with pytest.raises(SettingsError, match="TESSERA_DEMO_CUSTOMERS='20k' is not a whole number"):
         load_settings({"TESSERA_DEMO_CUSTOMERS": "20k"})

@@ -7,12 +7,12 @@ import duckdb
 import pandas as pd
 import requests
 
-from activations import ledger
-from activations.providers.sendgrid_email import SendGridProvider
-from activations.providers.twilio_sms import TwilioSmsProvider
-from activations.providers.webhook import WebhookProvider
-from activations.sender import RetryPolicy, send_messages
-from activations.sink import FAULT_KINDS, FaultPlan
+from tessera.activations import ledger
+from tessera.activations.providers.sendgrid_email import SendGridProvider
+from tessera.activations.providers.twilio_sms import TwilioSmsProvider
+from tessera.activations.providers.webhook import WebhookProvider
+from tessera.activations.sender import RetryPolicy, send_messages
+from tessera.activations.sink import FAULT_KINDS, FaultPlan
 
 FAST = RetryPolicy(base_delay_s=0.01, max_attempts=8)
 
@@ -114,7 +114,7 @@ def test_an_invalid_recipient_fails_alone_with_the_providers_reason(sink, messag
 
 
 def test_webhook_with_a_wrong_secret_is_rejected_by_the_sink(tmp_path, messages_factory):
-    from activations.sink import running_sink
+    from tessera.activations.sink import running_sink
 
     with running_sink(tmp_path, webhook_secret="right", with_events=False) as sink:
         con = duckdb.connect()

@@ -4,9 +4,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from activations.events import write_atomic_parquet
-from orchestration.defs.activations.suppression_sources import SuppressionSources
-from orchestration.landing import LandingError, load_landing
+from tessera.activations.events import write_atomic_parquet
+from tessera.orchestration.defs.activations.suppression_sources import SuppressionSources
+from tessera.warehouse.landing import LandingError, load_landing
 
 RESPONSE_COLUMNS = ["message_id", "customer_id", "campaign_id", "channel", "event", "occurred_at"]
 

@@ -12,18 +12,18 @@ import pandas as pd
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from orchestration.defs.campaigns.assets import (
+from tessera.orchestration.defs.campaigns.assets import (
     campaign_assignments,
     campaign_matrix,
     campaign_plan,
     campaign_plan_vs_actual,
 )
-from orchestration.defs.campaigns.resources import CampaignCatalog
-from orchestration.defs.segments.assets import segments
+from tessera.orchestration.defs.campaigns.resources import CampaignCatalog
+from tessera.orchestration.defs.segments.assets import segments
 
 pytestmark = pytest.mark.integration
 
-CATALOG = Path(__file__).resolve().parents[3] / "campaigns" / "catalog.yml"
+CATALOG = Path(__file__).resolve().parents[3] / "src" / "tessera" / "campaigns" / "catalog.yml"
 START = dt.date(2025, 3, 1)
 N = 400
 

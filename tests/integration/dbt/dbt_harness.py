@@ -12,8 +12,8 @@ from dbt.cli.main import dbtRunner, dbtRunnerResult
 from dbt.contracts.graph.manifest import Manifest
 from dbt_tiny_shop import AS_OF
 
-from orchestration.dbt_inprocess import release_duckdb
-from orchestration.settings import DBT_PROJECT_DIR, environment
+from tessera.orchestration.dbt_inprocess import release_duckdb
+from tessera.settings import DBT_PROJECT_DIR, environment
 
 #: Few snapshots keep the tiny build quick; snapshot_end is fixed so the dates are known.
 TINY_VARS = {"as_of": AS_OF, "snapshot_end": AS_OF, "snapshot_count": 3, "snapshot_every_days": 7}

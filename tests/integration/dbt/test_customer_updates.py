@@ -10,8 +10,8 @@ import pytest
 from dbt_harness import TINY_VARS, Warehouse, failures
 from dbt_tiny_shop import CUSTOMERS, append_rows
 
-from activations.content import ChannelContent, content_frame
-from activations.outbound import build_outbound
+from tessera.activations.content import ChannelContent, content_frame
+from tessera.activations.outbound import build_outbound
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 from dbt_harness import Warehouse, failures
 
-from orchestration.landing import load_landing
+from tessera.warehouse.landing import load_landing
 
 pytestmark = pytest.mark.integration
 

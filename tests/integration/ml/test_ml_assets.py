@@ -10,15 +10,15 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from ml.features import transaction_features
-from ml.simulation import simulate_transactions
-from orchestration.defs.ml.assets import customer_scores, model_evaluation, models
-from orchestration.defs.ml.checks import (
+from tessera.ml.features import transaction_features
+from tessera.ml.simulation import simulate_transactions
+from tessera.orchestration.defs.ml.assets import customer_scores, model_evaluation, models
+from tessera.orchestration.defs.ml.checks import (
     customer_scores_valid,
     lightgbm_beats_baselines,
     models_quality_floor,
 )
-from orchestration.defs.resources import DataStorage
+from tessera.orchestration.defs.resources import DataStorage
 
 pytestmark = pytest.mark.integration
 

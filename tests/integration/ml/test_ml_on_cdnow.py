@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml.training import TrainConfig
-from ml.transactions import PredictResult, predict_file
+from tessera.ml.training import TrainConfig
+from tessera.ml.transactions import PredictResult, predict_file
 
 pytestmark = pytest.mark.integration
 

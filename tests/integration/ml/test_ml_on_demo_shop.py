@@ -16,9 +16,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml.pipeline import train_from_warehouse
-from ml.training import TrainConfig, TrainingResult
-from orchestration.landing import load_landing
+from tessera.ml.pipeline import train_from_warehouse
+from tessera.ml.training import TrainConfig, TrainingResult
+from tessera.warehouse.landing import load_landing
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "dbt"))
 from dbt_harness import Warehouse, failures  # noqa: E402
@@ -37,7 +37,7 @@ TOTAL_TOLERANCE_PCT = 15.0
 
 @pytest.fixture(scope="module")
 def demo_shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Warehouse, Path]:
-    from orchestration.demo import generate_shop
+    from tessera.demo.generator import generate_shop
 
     root = tmp_path_factory.mktemp("ml-demo-shop")
     generate_shop(

@@ -7,9 +7,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.defs.resources import TesseraDbtCli, build_resources
-from orchestration.defs.sources.assets import raw_tables
-from orchestration.defs.warehouse.assets import daily_feature_models, warehouse_models
+from tessera.orchestration.defs.resources import TesseraDbtCli, build_resources
+from tessera.orchestration.defs.sources.assets import raw_tables
+from tessera.orchestration.defs.warehouse.assets import daily_feature_models, warehouse_models
 
 pytestmark = pytest.mark.integration
 

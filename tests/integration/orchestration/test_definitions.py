@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.definitions import defs as load_defs
+from tessera.orchestration.definitions import defs as load_defs
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -27,7 +27,7 @@ def test_definitions_load_with_groups_and_the_daily_job() -> None:
 
 
 def test_daily_assets_share_one_partitions_definition() -> None:
-    from orchestration.defs.partitions import daily_partitions
+    from tessera.orchestration.defs.partitions import daily_partitions
 
     graph = load_defs().resolve_asset_graph()
     partitioned = [graph.get(k) for k in graph.get_all_asset_keys() if graph.get(k).partitions_def]
@@ -55,7 +55,7 @@ def test_dagster_definitions_validate_is_clean() -> None:
 def test_schedule_requests_todays_partition_once_per_date() -> None:
     import datetime as dt
 
-    from orchestration.defs.pipeline.jobs import daily_pipeline_schedule
+    from tessera.orchestration.defs.pipeline.jobs import daily_pipeline_schedule
 
     when = dt.datetime(2026, 3, 2, 6, 0, tzinfo=dt.UTC)
     request = daily_pipeline_schedule(dg.build_schedule_context(scheduled_execution_time=when))

@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from orchestration.landing import CONTRACT, LandingError, load_landing
+from tessera.warehouse.landing import CONTRACT, LandingError, load_landing
 
 CUSTOMERS = (
     "customer_id,email,phone,created_at,country,email_opt_in,sms_opt_in\n"

@@ -7,10 +7,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.defs.quality.checks import raw_contract_checks
-from orchestration.defs.resources import build_resources
-from orchestration.defs.sources.assets import raw_tables
-from orchestration.run_cli import failure_reason, not_run_steps
+from tessera.orchestration.defs.quality.checks import raw_contract_checks
+from tessera.orchestration.defs.resources import build_resources
+from tessera.orchestration.defs.sources.assets import raw_tables
+from tessera.orchestration.run_cli import failure_reason, not_run_steps
 
 D = "2025-06-01"
 CUSTOMERS = (

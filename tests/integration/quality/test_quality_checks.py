@@ -8,8 +8,8 @@ import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from orchestration.defs.partitions import daily_partitions
-from orchestration.defs.quality.checks import (
+from tessera.orchestration.defs.partitions import daily_partitions
+from tessera.orchestration.defs.quality.checks import (
     customer_features_contract,
     mart_contract_checks,
     raw_contract_checks,
@@ -98,7 +98,7 @@ def test_every_quality_check_is_blocking_so_errors_stop_downstream() -> None:
 @pytest.mark.timeout(300)
 def test_loading_the_definitions_does_not_import_great_expectations() -> None:
     code = (
-        "import sys; from orchestration.definitions import defs; defs(); "
+        "import sys; from tessera.orchestration.definitions import defs; defs(); "
         "assert 'great_expectations' not in sys.modules, 'GE imported at load time'"
     )
     result = subprocess.run(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from activations.testing import make_messages
+from tessera.activations.testing import make_messages
 
 
 @pytest.fixture

@@ -5,8 +5,13 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from activations.approval import approval_manifest, check_approval, diff_manifests, fingerprint
-from activations.errors import SendBlockedError
+from tessera.activations.approval import (
+    approval_manifest,
+    check_approval,
+    diff_manifests,
+    fingerprint,
+)
+from tessera.activations.errors import SendBlockedError
 
 D = dt.date(2025, 3, 1)
 

@@ -5,9 +5,9 @@ import datetime as dt
 import duckdb
 import pytest
 
-from activations import ledger
-from activations.ceilings import DailyCeiling, channel_ceilings, daily_history, out_on_day
-from activations.errors import SendBlockedError
+from tessera.activations import ledger
+from tessera.activations.ceilings import DailyCeiling, channel_ceilings, daily_history, out_on_day
+from tessera.activations.errors import SendBlockedError
 
 
 def _ledger(messages_factory, left_at_utc, status="sent", channel="email"):

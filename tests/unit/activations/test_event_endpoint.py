@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from activations.events import EventReceiver, landed_event_files, running_events
-from activations.signing import (
+from tessera.activations.events import EventReceiver, landed_event_files, running_events
+from tessera.activations.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     load_or_create_private_key,

@@ -5,9 +5,9 @@ import json
 
 import pandas as pd
 
-from activations.content import ChannelContent, content_frame
-from activations.keys import message_key
-from activations.outbound import build_outbound
+from tessera.activations.content import ChannelContent, content_frame
+from tessera.activations.keys import message_key
+from tessera.activations.outbound import build_outbound
 
 D = dt.date(2025, 3, 1)
 

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from activations.errors import SendBlockedError
-from activations.providers import webhook
-from activations.results import campaign_results, newcombe_diff, wilson
-from activations.sender import check_volume
-from activations.signing import public_key_b64, sign_payload, verify_payload
+from tessera.activations.errors import SendBlockedError
+from tessera.activations.providers import webhook
+from tessera.activations.results import campaign_results, newcombe_diff, wilson
+from tessera.activations.sender import check_volume
+from tessera.activations.signing import public_key_b64, sign_payload, verify_payload
 
 
 def test_wilson_and_newcombe_match_published_values():

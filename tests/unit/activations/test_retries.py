@@ -1,7 +1,12 @@
 """Retry semantics of one batch against a scripted fake provider (no network)."""
 
-from activations.providers.base import PermanentError, Provider, TransientError, messages_from_frame
-from activations.sender import RateGate, RetryPolicy, deliver_batch
+from tessera.activations.providers.base import (
+    PermanentError,
+    Provider,
+    TransientError,
+    messages_from_frame,
+)
+from tessera.activations.sender import RateGate, RetryPolicy, deliver_batch
 
 
 class Scripted(Provider):

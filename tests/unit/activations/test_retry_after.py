@@ -6,7 +6,7 @@ import email.utils
 
 import pytest
 
-from activations.providers.base import parse_retry_after
+from tessera.activations.providers.base import parse_retry_after
 
 NOW = 1_800_000_000.0
 

@@ -4,10 +4,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from activations import ledger
-from activations.errors import SendBlockedError
-from activations.providers.base import Provider
-from activations.sender import send_messages
+from tessera.activations import ledger
+from tessera.activations.errors import SendBlockedError
+from tessera.activations.providers.base import Provider
+from tessera.activations.sender import send_messages
 
 
 class Recording(Provider):

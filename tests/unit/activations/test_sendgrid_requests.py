@@ -2,13 +2,13 @@
 
 import json
 
-from activations.providers.base import messages_from_frame, plan_unique_batches, redact
-from activations.providers.sendgrid_email import (
+from tessera.activations.providers.base import messages_from_frame, plan_unique_batches, redact
+from tessera.activations.providers.sendgrid_email import (
     MAX_PERSONALIZATIONS,
     SendGridProvider,
     build_mail_body,
 )
-from activations.sink import sendgrid_errors
+from tessera.activations.sink import sendgrid_errors
 
 
 def test_batches_hold_at_most_1000_personalizations_and_cover_every_message(messages_factory):

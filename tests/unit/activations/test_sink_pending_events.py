@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from activations.sink import EventEmitter
+from tessera.activations.sink import EventEmitter
 
 
 def _emitter(tmp_path: Path, now: list[float]) -> EventEmitter:

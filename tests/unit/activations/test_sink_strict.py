@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from activations.providers.base import messages_from_frame
-from activations.providers.sendgrid_email import build_mail_body
-from activations.sink import address_problem, sendgrid_errors
+from tessera.activations.providers.base import messages_from_frame
+from tessera.activations.providers.sendgrid_email import build_mail_body
+from tessera.activations.sink import address_problem, sendgrid_errors
 
 NOW = 1_800_000_000.0
 
@@ -126,9 +126,9 @@ def test_send_at_and_batch_id_follow_the_scheduling_rules(body) -> None:
 def test_an_address_sendgrid_would_refuse_fails_alone_before_any_request(
     messages_factory,
 ) -> None:
-    from activations.providers.base import PermanentError
-    from activations.providers.sendgrid_email import SendGridProvider
-    from activations.sender import RateGate, RetryPolicy, deliver_batch
+    from tessera.activations.providers.base import PermanentError
+    from tessera.activations.providers.sendgrid_email import SendGridProvider
+    from tessera.activations.sender import RateGate, RetryPolicy, deliver_batch
 
     frame = messages_factory(3)
     frame.loc[1, "address"] = "x" * 330 + "@shop.example"
@@ -154,7 +154,7 @@ def test_an_address_sendgrid_would_refuse_fails_alone_before_any_request(
 def test_the_sink_answers_a_bad_content_length(tmp_path) -> None:
     import socket
 
-    from activations.sink import running_sink
+    from tessera.activations.sink import running_sink
 
     with running_sink(tmp_path, with_events=False) as sink:
         host, port = sink.url.split("//")[1].split(":")

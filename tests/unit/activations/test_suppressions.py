@@ -6,12 +6,12 @@ import duckdb
 import pandas as pd
 import pytest
 
-from activations import ledger
-from activations.content import ChannelContent, content_frame
-from activations.outbound import build_outbound
-from activations.providers.base import Provider
-from activations.sender import send_messages
-from activations.suppressions import (
+from tessera.activations import ledger
+from tessera.activations.content import ChannelContent, content_frame
+from tessera.activations.outbound import build_outbound
+from tessera.activations.providers.base import Provider
+from tessera.activations.sender import send_messages
+from tessera.activations.suppressions import (
     SendTimeCheck,
     SuppressionError,
     already_contacted,

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from bench import report
-from bench.floors import aggregate_sql
-from bench.run import _stage, stage_windows
+from tessera.bench import report
+from tessera.bench.floors import aggregate_sql
+from tessera.bench.run import _stage, stage_windows
 
 
 @pytest.mark.parametrize(

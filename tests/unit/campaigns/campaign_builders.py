@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from campaigns.catalog import Catalog
+from tessera.campaigns.catalog import Catalog
 
 D0 = dt.date(2025, 3, 3)  # a Monday
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.catalog import load_catalog, parse_catalog
-from campaigns.cli import register
-from campaigns.errors import CatalogError
+from tessera.campaigns.catalog import load_catalog, parse_catalog
+from tessera.campaigns.cli import register
+from tessera.campaigns.errors import CatalogError
 
-DEMO = Path(__file__).resolve().parents[3] / "campaigns" / "catalog.yml"
+DEMO = Path(__file__).resolve().parents[3] / "src" / "tessera" / "campaigns" / "catalog.yml"
 
 BASE = """\
 version: 1

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from activations.content import content_from_catalog
-from activations.outbound import DEFAULT_CHANNEL_PROVIDERS
-from activations.sink import DYNAMIC_TEMPLATE_RE
-from campaigns.catalog import CHANNEL_PROVIDERS, load_catalog, parse_catalog
-from campaigns.errors import CatalogError
+from tessera.activations.content import content_from_catalog
+from tessera.activations.outbound import DEFAULT_CHANNEL_PROVIDERS
+from tessera.activations.sink import DYNAMIC_TEMPLATE_RE
+from tessera.campaigns.catalog import CHANNEL_PROVIDERS, load_catalog, parse_catalog
+from tessera.campaigns.errors import CatalogError
 
-DEMO = Path(__file__).resolve().parents[3] / "campaigns" / "catalog.yml"
+DEMO = Path(__file__).resolve().parents[3] / "src" / "tessera" / "campaigns" / "catalog.yml"
 PROD = "d-" + "a" * 32
 DEFAULT = "d-" + "b" * 32
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.catalog import MAX_EXPANDED_NODES, _expanded_size, _Loader, parse_catalog
-from campaigns.errors import CatalogError
+from tessera.campaigns.catalog import MAX_EXPANDED_NODES, _expanded_size, _Loader, parse_catalog
+from tessera.campaigns.errors import CatalogError
 
-DEMO = Path(__file__).resolve().parents[3] / "campaigns" / "catalog.yml"
+DEMO = Path(__file__).resolve().parents[3] / "src" / "tessera" / "campaigns" / "catalog.yml"
 
 #: Nine levels of nine aliases each: 341 bytes that expand to 9**9 (387 million) scalars.
 BOMB = "\n".join(

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 from campaign_builders import D0, make_catalog, membership
 
-from campaigns.engine import assign_campaigns, run_dates
+from tessera.campaigns.engine import assign_campaigns, run_dates
 
 
 def day(n: int) -> dt.date:

@@ -9,8 +9,8 @@ from campaign_builders import D0, make_catalog, membership
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from campaigns import invariants
-from campaigns.engine import assign_campaigns, run_dates
+from tessera.campaigns import invariants
+from tessera.campaigns.engine import assign_campaigns, run_dates
 
 GROUPS = ["g0", "g1", "g2", "g3"]
 CHANNELS = ["email", "sms", "direct_mail", "webhook"]

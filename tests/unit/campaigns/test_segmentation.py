@@ -10,10 +10,12 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from campaigns.catalog import load_catalog
-from campaigns.segmentation import segment_customers
+from tessera.campaigns.catalog import load_catalog
+from tessera.campaigns.segmentation import segment_customers
 
-DEMO = load_catalog(Path(__file__).resolve().parents[3] / "campaigns" / "catalog.yml")
+DEMO = load_catalog(
+    Path(__file__).resolve().parents[3] / "src" / "tessera" / "campaigns" / "catalog.yml"
+)
 D = dt.date(2025, 3, 3)
 
 
@@ -103,7 +105,7 @@ def test_missing_score_columns_segment_into_unscored_buckets():
 
 
 def test_without_events_the_activity_dimension_and_cart_groups_are_named() -> None:
-    from campaigns.segmentation import unavailable_parts
+    from tessera.campaigns.segmentation import unavailable_parts
 
     parts = unavailable_parts(DEMO, ["events"])
     assert parts.sources == ("events",)
@@ -118,8 +120,8 @@ def test_without_events_the_activity_dimension_and_cart_groups_are_named() -> No
 
 
 def test_a_group_that_names_a_dimension_of_a_missing_source_is_named() -> None:
-    from campaigns.catalog import Catalog
-    from campaigns.segmentation import unavailable_parts
+    from tessera.campaigns.catalog import Catalog
+    from tessera.campaigns.segmentation import unavailable_parts
 
     raw = DEMO.model_dump(by_alias=True, exclude_none=True)
     raw["target_groups"].append({"id": "openers", "where": {"response": {"eq": "opener"}}})
@@ -131,7 +133,7 @@ def test_a_group_that_names_a_dimension_of_a_missing_source_is_named() -> None:
 
 
 def test_with_every_source_nothing_is_unavailable() -> None:
-    from campaigns.segmentation import unavailable_parts
+    from tessera.campaigns.segmentation import unavailable_parts
 
     parts = unavailable_parts(DEMO, [])
     assert not parts
@@ -140,7 +142,7 @@ def test_with_every_source_nothing_is_unavailable() -> None:
 
 
 def test_every_source_feature_is_a_catalog_attribute() -> None:
-    from campaigns.attributes import FEATURE_ATTRIBUTES, SOURCE_FEATURES
+    from tessera.campaigns.attributes import FEATURE_ATTRIBUTES, SOURCE_FEATURES
 
     for source, features in SOURCE_FEATURES.items():
         assert set(features) <= set(FEATURE_ATTRIBUTES), source

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from orchestration.demo import ShopSummary, generate_shop
+from tessera.demo.generator import ShopSummary, generate_shop
 
 START = dt.date(2023, 11, 1)
 END = dt.date(2025, 11, 1)

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from orchestration.cli import main
-from orchestration.demo_cli import DemoCliError, resolve_dates
+from tessera.cli import main
+from tessera.demo.cli import DemoCliError, resolve_dates
 
 
 def test_dates_default_to_two_years_up_to_today():

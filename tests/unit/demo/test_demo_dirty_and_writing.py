@@ -8,8 +8,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import orchestration.demo as demo
-from orchestration.demo import DemoShopError, generate_shop
+import tessera.demo.generator as demo
+from tessera.demo.generator import DemoShopError, generate_shop
 
 from .conftest import utc
 

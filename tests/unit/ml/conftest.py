@@ -8,9 +8,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml.features import transaction_features
-from ml.simulation import simulate_transactions
-from ml.training import TrainConfig, build_training_set, plan_slices
+from tessera.ml.features import transaction_features
+from tessera.ml.simulation import simulate_transactions
+from tessera.ml.training import TrainConfig, build_training_set, plan_slices
 
 AS_OF = date(2023, 10, 2)
 HORIZON = 60
@@ -47,7 +47,7 @@ def build(tx: pd.DataFrame, config: TrainConfig, as_of: date = AS_OF) -> pd.Data
 
 @pytest.fixture(scope="session")
 def training(transactions, small_config):
-    from ml.training import train_models
+    from tessera.ml.training import train_models
 
     training_set, plan = build(transactions, small_config)
     return training_set, plan, train_models(training_set, plan, small_config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml.baselines import (
+from tessera.ml.baselines import (
     BGNBDParams,
     RFMBaseline,
     bgnbd_expected_purchases,

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.errors import NotEnoughHistoryError
-from ml.evaluation import verdict
-from ml.training import (
+from tessera.ml.errors import NotEnoughHistoryError
+from tessera.ml.evaluation import verdict
+from tessera.ml.training import (
     CANDIDATES,
     carry_churn,
     carry_ratio,

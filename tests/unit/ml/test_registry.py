@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from ml.registry import (
+from tessera.ml.registry import (
     champion,
     data_fingerprint,
     list_entries,
@@ -13,7 +13,7 @@ from ml.registry import (
     register,
     should_promote,
 )
-from ml.training import train_models
+from tessera.ml.training import train_models
 
 
 def _weak(training_set, plan, small_config):
@@ -82,7 +82,7 @@ def test_a_challenger_that_lost_still_counts_as_the_weekly_retrain(
 
     import pytest
 
-    from ml import pipeline
+    from tessera.ml import pipeline
 
     training_set, plan, good = training
     fingerprint = data_fingerprint(training_set)

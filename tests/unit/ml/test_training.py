@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.errors import NotEnoughHistoryError
-from ml.features import FeatureSpec, transaction_features
-from ml.scoring import score_customers, top_drivers_json
-from ml.training import clv_12m, plan_slices, train_models
+from tessera.ml.errors import NotEnoughHistoryError
+from tessera.ml.features import FeatureSpec, transaction_features
+from tessera.ml.scoring import score_customers, top_drivers_json
+from tessera.ml.training import clv_12m, plan_slices, train_models
 
 
 def _corrupt_from(tx: pd.DataFrame, cut: date) -> pd.DataFrame:

@@ -7,9 +7,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from ml.errors import NotEnoughHistoryError, TransactionsFileError
-from ml.training import TrainConfig
-from ml.transactions import predict_file
+from tessera.ml.errors import NotEnoughHistoryError, TransactionsFileError
+from tessera.ml.training import TrainConfig
+from tessera.ml.transactions import predict_file
 
 FAST = TrainConfig(num_boost_round=30, train_dates=4, valid_dates=1, min_data_in_leaf=20)
 
@@ -145,7 +145,7 @@ def test_cli_evaluate_until_prints_metrics_against_the_actual_outcome(
 ):
     import argparse
 
-    from ml.cli import register
+    from tessera.ml.cli import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

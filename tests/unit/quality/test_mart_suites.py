@@ -5,8 +5,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from orchestration.quality.runner import validate
-from orchestration.quality.suites import Clock, Severity, mart_suite
+from tessera.quality.runner import validate
+from tessera.quality.suites import Clock, Severity, mart_suite
 
 CLOCK = Clock(now="2025-06-15 00:00:00", as_of="2025-06-01")
 

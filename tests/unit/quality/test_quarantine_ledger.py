@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from orchestration.quality.quarantine import quarantine_counts, row_accounting
+from tessera.quality.quarantine import quarantine_counts, row_accounting
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 from quality_shop import NOW, RAW_COLUMNS, add_rows
 
-from orchestration.quality.runner import validate
-from orchestration.quality.suites import Clock, Severity, raw_suite
+from tessera.quality.runner import validate
+from tessera.quality.suites import Clock, Severity, raw_suite
 
 CLOCK = Clock(now=NOW, as_of="2025-06-01")
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import duckdb
 
-from orchestration.quality.runner import previous_row_count, record_row_count
+from tessera.quality.runner import previous_row_count, record_row_count
 
 
 def test_previous_count_is_the_latest_accepted_run_other_than_this_one() -> None:

@@ -1,0 +1,139 @@
+"""What an approval binds: every field of every message that would leave, and what changed since.
+
+An approval records one row per approved message (its key and a digest of each field that
+reaches the provider) plus a fingerprint over all of them. ``deliveries`` sends only when the
+current outbound messages match the approved ones exactly; otherwise :func:`check_approval`
+says what changed (e.g. "3 addresses, 1 template id changed since approval at ...").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+import pandas as pd
+
+from tessera.activations.errors import SendBlockedError
+
+#: Fields of an outbound message that decide what leaves, in the order they are reported.
+BOUND_FIELDS = ("address", "template_id", "personalization", "channel", "provider")
+
+#: How each bound field is named in a refusal (singular, plural).
+_FIELD_NAMES = {
+    "address": ("address", "addresses"),
+    "template_id": ("template id", "template ids"),
+    "personalization": ("personalization", "personalizations"),
+    "channel": ("channel", "channels"),
+    "provider": ("provider", "providers"),
+}
+
+MANIFEST_COLUMNS = ["message_key", *BOUND_FIELDS]
+
+
+def _digest(values: pd.Series) -> pd.Series:
+    """A short stable digest per value (NULL and '' stay distinct)."""
+    return values.map(
+        lambda v: (
+            "null"
+            if v is None or (isinstance(v, float) and pd.isna(v))
+            # 128 bits: a collision would need to be found on purpose, and it would change nothing
+            # else in the request.
+            else hashlib.sha256(str(v).encode("utf-8")).hexdigest()[:32]
+        )
+    )
+
+
+def approval_manifest(messages: pd.DataFrame) -> pd.DataFrame:
+    """One row per message: its key and a digest of each bound field (what an approval stores).
+
+    Digests rather than values: the approval table need not hold a second copy of addresses and
+    personal data, and equal digests mean equal values.
+    """
+    missing = [c for c in MANIFEST_COLUMNS if c not in messages.columns]
+    if missing:
+        raise SendBlockedError(
+            f"outbound messages lack the column(s) {', '.join(missing)} an approval binds; "
+            "rebuild outbound_messages"
+        )
+    out = pd.DataFrame({"message_key": messages["message_key"].astype(str).to_numpy()})
+    for name in BOUND_FIELDS:
+        out[name] = _digest(messages[name]).to_numpy()
+    return out.sort_values("message_key", kind="stable").reset_index(drop=True)
+
+
+def fingerprint(manifest: pd.DataFrame) -> str:
+    """One hash over every approved message and bound field (order-independent)."""
+    rows = manifest[MANIFEST_COLUMNS].astype(str).agg("|".join, axis=1).sort_values()
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ApprovalDiff:
+    """How the current messages differ from the approved ones."""
+
+    added: int = 0
+    removed: int = 0
+    changed: tuple[tuple[str, int], ...] = ()  # (field, messages whose field changed)
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+    def describe(self) -> str:
+        parts = []
+        for field, n in self.changed:
+            one, many = _FIELD_NAMES[field]
+            parts.append(f"{n} {one if n == 1 else many}")
+        text = f"{', '.join(parts)} changed" if parts else ""
+        extra = []
+        if self.added:
+            extra.append(f"{self.added} message{'s' if self.added != 1 else ''} added")
+        if self.removed:
+            extra.append(f"{self.removed} message{'s' if self.removed != 1 else ''} removed")
+        return "; ".join([p for p in (text, ", ".join(extra)) if p])
+
+
+def diff_manifests(approved: pd.DataFrame, current: pd.DataFrame) -> ApprovalDiff:
+    """Count added and removed keys, and per bound field the kept keys whose value changed."""
+    a = approved.set_index("message_key")
+    c = current.set_index("message_key")
+    kept = a.index.intersection(c.index)
+    changed = []
+    for name in BOUND_FIELDS:
+        n = int((a.loc[kept, name].astype(str) != c.loc[kept, name].astype(str)).sum())
+        if n:
+            changed.append((name, n))
+    return ApprovalDiff(
+        added=len(c.index.difference(a.index)),
+        removed=len(a.index.difference(c.index)),
+        changed=tuple(changed),
+    )
+
+
+def check_approval(
+    day: dt.date,
+    messages: pd.DataFrame,
+    approved: pd.DataFrame | None,
+    approved_at: object = None,
+    approved_by: str | None = None,
+) -> None:
+    """Raise SendBlockedError unless ``messages`` are exactly the approved ones.
+
+    ``approved`` is the stored manifest of the approval (None: no approval, or one recorded
+    before approvals bound the content, which must be renewed).
+    """
+    if approved is None or (approved.empty and not messages.empty):
+        raise SendBlockedError(
+            f"Awaiting approval for {day}: review outbound_messages, then materialize "
+            "send_approval for this partition (or set auto_send). Nothing was sent."
+        )
+    current = approval_manifest(messages)
+    diff = diff_manifests(approved, current)
+    if diff.is_empty:
+        return
+    who = f" by {approved_by}" if approved_by else ""
+    raise SendBlockedError(
+        f"outbound_messages for {day} changed since approval at {approved_at}{who}: "
+        f"{diff.describe()}. Nothing was sent; review outbound_messages and approve again."
+    )

@@ -1,0 +1,73 @@
+"""Invariants of a matrix date, checked independently of the engine (pandas, not its SQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from tessera.campaigns.catalog import Catalog
+
+
+def _frame(table) -> pd.DataFrame:
+    return table if isinstance(table, pd.DataFrame) else table.to_pandas()
+
+
+def _dates(s: pd.Series) -> pd.Series:
+    return pd.to_datetime(s).dt.date
+
+
+def duplicate_assignments(assignments) -> int:
+    """Customers with more than one campaign on the date (must be 0)."""
+    a = _frame(assignments)
+    return int(a.duplicated(["as_of_date", "customer_id"]).sum())
+
+
+def lock_violations(assignments, history, catalog: Catalog, as_of: dt.date) -> int:
+    """Customers given a campaign that does not ignore locks while an earlier lock holds."""
+    a, h = _frame(assignments), _frame(history)
+    if a.empty or h.empty:
+        return 0
+    h = h[(_dates(h["as_of_date"]) < as_of) & (_dates(h["locked_until"]) > as_of)]
+    ignores = {c.id for c in catalog.campaigns if c.ignore_locks}
+    new = a[~a["campaign_id"].isin(ignores)]
+    return int(new["customer_id"].isin(set(h["customer_id"])).sum())
+
+
+def cap_violations(assignments, history, catalog: Catalog, as_of: dt.date) -> int:
+    """(customer, cap) pairs whose contacts in the rolling window exceed the cap."""
+    a, h = _frame(assignments), _frame(history)
+    contacts = pd.concat(
+        [
+            h[["as_of_date", "customer_id", "channel", "is_control"]],
+            a[["as_of_date", "customer_id", "channel", "is_control"]],
+        ]
+    )
+    contacts = contacts[~contacts["is_control"].astype(bool)]
+    day = _dates(contacts["as_of_date"])
+    bad = 0
+    for cap in catalog.policies.caps:
+        start = as_of - dt.timedelta(days=cap.days - 1)
+        window = contacts[(day >= start) & (day <= as_of) & contacts["channel"].isin(cap.channels)]
+        bad += int((window.groupby("customer_id").size() > cap.max_contacts).sum())
+    return bad
+
+
+def capacity_violations(assignments, catalog: Catalog) -> int:
+    """Channels whose contacts on the date exceed their daily capacity."""
+    a = _frame(assignments)
+    sent = a[~a["is_control"].astype(bool)].groupby("channel").size()
+    return int(
+        sum(
+            1
+            for channel, limit in catalog.policies.capacity.items()
+            if sent.get(channel, 0) > limit
+        )
+    )
+
+
+def customers_without_segment(customer_ids: pd.Series, membership) -> int:
+    """Customers of the date that have no micro-segment (must be 0)."""
+    m = _frame(membership)
+    have = set(m.loc[m["micro_segment_id"].notna(), "customer_id"])
+    return int((~customer_ids.isin(have)).sum())

@@ -1,0 +1,1 @@
+"""The synthetic demo shop (the embedded default data set)."""

@@ -1,0 +1,26 @@
+"""The campaign catalog as a resource: assets get the file path from here, never from env vars."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from tessera.settings import load_settings
+
+
+class CampaignCatalog(dg.ConfigurableResource):
+    """Marketing ops' catalog file (TESSERA_CATALOG, default campaigns/catalog.yml)."""
+
+    path: str
+
+    def load(self):
+        """The validated catalog; a CatalogError names the file, line and field."""
+        from tessera.campaigns.catalog import load_catalog
+
+        return load_catalog(self.path)
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(
+        resources={"campaign_catalog": CampaignCatalog(path=str(load_settings().catalog_path))}
+    )

@@ -1,0 +1,415 @@
+"""Runs a suite: metrics in DuckDB, judged by Great Expectations, with counts and example rows.
+
+Great Expectations is imported inside the functions that need it (its import takes seconds), so
+importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from tessera.quality.suites import Rule, Severity, Suite, Thresholds
+from tessera.reporting import markdown_table
+
+log = logging.getLogger(__name__)
+
+#: Where row counts of accepted runs are kept, to judge the next run's change.
+ROW_COUNTS_TABLE = "quality.row_counts"
+
+
+class QualityError(ValueError):
+    """A suite cannot be evaluated at all (for example, its table is missing)."""
+
+
+@dataclass
+class RuleOutcome:
+    """How one rule fared: the observed metric against its bounds."""
+
+    rule: str
+    description: str
+    severity: Severity | None  # None: passed
+    observed: float | None
+    expected: str
+    bad_rows: int | None = None
+    fields: tuple[str, ...] = ()
+    is_share: bool = False
+
+    @property
+    def observed_text(self) -> str:
+        if self.is_share and self.observed is not None:
+            return _share(self.observed)
+        return _fmt(self.observed)
+
+    @property
+    def passed(self) -> bool:
+        return self.severity is None
+
+
+@dataclass
+class SuiteResult:
+    """The verdict of one suite over one table (or partition)."""
+
+    suite: str
+    relation: str
+    rows: int
+    outcomes: list[RuleOutcome] = field(default_factory=list)
+    examples: dict[str, pd.DataFrame] = field(default_factory=dict)
+    problem: str | None = None  # a structural failure: missing table or columns
+    #: An optional landing table that was never provided: nothing to judge, nothing blocks.
+    not_provided: bool = False
+
+    @property
+    def severity(self) -> Severity | None:
+        """ERROR if anything blocks, WARN if something only warns, None if all passed."""
+        if self.problem or any(o.severity == Severity.ERROR for o in self.outcomes):
+            return Severity.ERROR
+        if any(o.severity == Severity.WARN for o in self.outcomes):
+            return Severity.WARN
+        return None
+
+    @property
+    def passed(self) -> bool:
+        return self.severity is None
+
+    @property
+    def failures(self) -> list[RuleOutcome]:
+        order = {Severity.ERROR: 0, Severity.WARN: 1}
+        return sorted((o for o in self.outcomes if not o.passed), key=lambda o: order[o.severity])
+
+    def outcome(self, rule: str) -> RuleOutcome:
+        return next(o for o in self.outcomes if o.rule == rule)
+
+    def headline(self, only: Severity | None = None) -> str:
+        """One sentence for the UI and logs: what failed, how badly (``only``: rules at that level)."""
+        if self.problem:
+            return f"{self.relation}: {self.problem}"
+        if self.not_provided:
+            return (
+                f"{self.relation}: source not provided (optional table, absent or header-only; "
+                "the features that need it are NULL)"
+            )
+        if self.passed:
+            return (
+                f"{self.relation}: all {len(self.outcomes)} expectations met ({self.rows:,} rows)"
+            )
+        parts = []
+        for o in self.failures:
+            if only is not None and o.severity != only:
+                continue
+            count = f", {o.bad_rows:,} rows" if o.bad_rows is not None else ""
+            where = f" ({', '.join(o.fields)})" if o.fields else ""
+            parts.append(f"{o.rule}{where} [{o.severity}]: observed {o.observed_text}, "
+                         f"expected {o.expected}{count}")  # fmt: skip
+        return f"{self.relation}: " + "; ".join(parts)
+
+    def outcomes_frame(self) -> pd.DataFrame:
+        """Failing rules first: rule, severity, what it checks, observed, expected, bad rows."""
+        rows = [
+            {
+                "status": "FAIL " + str(o.severity).upper() if o.severity else "ok",
+                "rule": o.rule,
+                "checks": o.description,
+                "observed": o.observed_text,
+                "expected": o.expected,
+                "bad rows": "" if o.bad_rows is None else f"{o.bad_rows:,}",
+                "fields": ", ".join(o.fields),
+            }
+            for o in self.failures + [o for o in self.outcomes if o.passed]
+        ]
+        return pd.DataFrame(rows)
+
+    def to_markdown(self, max_rules: int = 40) -> str:
+        """The report a marketing-ops reader sees in the UI: verdicts, then example rows."""
+        if self.problem:
+            return f"**{self.relation}**: {self.problem}"
+        if self.not_provided:
+            return f"**{self.relation}**: {self.headline().split(': ', 1)[1]}"
+        parts = [
+            f"**{self.relation}**: {self.rows:,} rows checked",
+            markdown_table(self.outcomes_frame(), max_rows=max_rules),
+        ]
+        for rule, frame in self.examples.items():
+            parts.append(f"\n**Example rows breaking `{rule}`**\n")
+            parts.append(markdown_table(frame))
+        return "\n".join(parts)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
+def _share(value: float) -> str:
+    return f"{value:.2%}" if abs(value) >= 1e-4 or not value else f"{value:.4%}"
+
+
+def _expected(low: float | None, high: float | None, share: bool) -> str:
+    def f(v: float) -> str:
+        return _share(v) if share else f"{v:g}"
+
+    if low is not None and high is not None:
+        return f"= {f(low)}" if low == high else f"between {f(low)} and {f(high)}"
+    if low is not None:
+        return f">= {f(low)}"
+    if high is not None:
+        return f"<= {f(high)}"
+    return "any"
+
+
+def _describe(rule: Rule) -> tuple[str, str]:
+    """Human text for the warn and error bounds of a rule."""
+    share = rule.condition is not None
+    return (
+        _expected(rule.warn_min, rule.warn_max, share),
+        _expected(rule.error_min, rule.error_max, share),
+    )
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    schema, _, name = relation.rpartition(".")
+    rows = con.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [schema or "main", name],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+_GX: dict[str, Any] = {}
+
+
+def _gx_batch() -> tuple[Any, Any]:
+    """One ephemeral context and one DataFrame batch definition per process (set-up is costly)."""
+    if not _GX:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        batch = (
+            context.data_sources.add_pandas("tessera_quality")
+            .add_dataframe_asset(name="metrics")
+            .add_batch_definition_whole_dataframe("whole_frame")
+        )
+        _GX.update(context=context, batch=batch, runs=0)
+    _GX["runs"] += 1
+    return _GX["context"], _GX["batch"]
+
+
+def _run_gx(frame: pd.DataFrame, name: str, expectations: list[Any]) -> list[Any]:
+    """Validate one frame against expectations with the fluent API; the results in order."""
+    import great_expectations as gx
+
+    context, batch = _gx_batch()
+    unique = f"{name}_{_GX['runs']}"
+    # Expectations given at construction: adding them one by one re-serialises the suite each time.
+    suite = context.suites.add(gx.ExpectationSuite(name=unique, expectations=expectations))
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=unique, data=batch, suite=suite)
+    )
+    try:
+        return list(validation.run(batch_parameters={"dataframe": frame}).results)
+    finally:
+        # Keep the in-memory stores small in a long-lived process (dagster dev, backfills).
+        context.validation_definitions.delete(unique)
+        context.suites.delete(unique)
+
+
+def _observed(result: Any) -> float | None:
+    value = (result.result or {}).get("observed_value")
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def validate(
+    con: duckdb.DuckDBPyConnection,
+    suite: Suite,
+    *,
+    thresholds: Thresholds | None = None,
+    max_examples: int = 5,
+) -> SuiteResult:
+    """Judge one table against its suite. Never raises for bad data: the result says what is wrong."""
+    import great_expectations as gx
+
+    th = thresholds or Thresholds()
+    columns = _table_columns(con, suite.relation)
+    if not columns:
+        return SuiteResult(suite.name, suite.relation, 0,
+                           problem="the table does not exist (its asset has not been built)")  # fmt: skip
+
+    # Schema: the contract columns must be there before any metric can be computed.
+    schema_results = _run_gx(
+        pd.DataFrame(columns=columns),
+        f"{suite.name}_schema",
+        [gx.expectations.ExpectTableColumnsToMatchSet(
+            column_set=list(suite.required_columns), exact_match=False, severity="critical")],
+    )  # fmt: skip
+    if not schema_results[0].success:
+        missing = sorted(set(suite.required_columns) - set(columns))
+        return SuiteResult(suite.name, suite.relation, 0,
+                           problem=f"missing column(s) {', '.join(missing)}; found {', '.join(columns)}")  # fmt: skip
+
+    rules = list(suite.rules)
+    if suite.previous_rows:
+        lo_e, hi_e = th.row_count_error_band
+        lo_w, hi_w = th.row_count_warn_band
+        rules.append(Rule(
+            "row_count_change",
+            f"rows now / rows at the previous accepted run ({suite.previous_rows:,})",
+            metric=f"count(*) / {float(suite.previous_rows)}",
+            warn_min=lo_w, warn_max=hi_w, error_min=lo_e, error_max=hi_e,
+        ))  # fmt: skip
+
+    selects = ["count(*) as __rows"]
+    for rule in rules:
+        selects.append(f'cast({rule.metric_sql} as double) as "{rule.name}"')
+        if rule.count_sql:
+            selects.append(f'{rule.count_sql} as "{rule.name}__bad"')
+    where = f" where {suite.where_sql}" if suite.where_sql else ""
+    sql = f"select {', '.join(selects)} from {suite.from_clause()}{where}"
+    metrics = con.execute(sql).df()
+    rows = int(metrics["__rows"].iloc[0])
+
+    expectations = []
+    for rule in rules:
+        for level, low, high in (
+            (Severity.WARN, rule.warn_min, rule.warn_max),
+            (Severity.ERROR, rule.error_min, rule.error_max),
+        ):
+            if low is None and high is None:
+                continue
+            expectations.append(gx.expectations.ExpectColumnMinToBeBetween(
+                column=rule.name, min_value=low, max_value=high,
+                severity="critical" if level == Severity.ERROR else "warning",
+                meta={"rule": rule.name, "level": str(level)},
+            ))  # fmt: skip
+    frame = metrics.drop(columns=["__rows"]).astype("float64")
+    results = _run_gx(frame, suite.name, expectations)
+
+    verdict: dict[str, Severity | None] = {r.name: None for r in rules}
+    observed: dict[str, float | None] = {}
+    for res in results:
+        meta = res.expectation_config.meta or {}
+        name, level = meta["rule"], Severity(meta["level"])
+        observed[name] = _observed(res)
+        if not res.success and (verdict[name] is None or level == Severity.ERROR):
+            verdict[name] = level
+
+    result = SuiteResult(suite.name, suite.relation, rows)
+    for rule in rules:
+        warn_text, error_text = _describe(rule)
+        expected = "; ".join(
+            t for t in (
+                f"warn unless {warn_text}" if warn_text != "any" else "",
+                f"block unless {error_text}" if error_text != "any" else "",
+            ) if t
+        )  # fmt: skip
+        bad = metrics.get(f"{rule.name}__bad")
+        result.outcomes.append(RuleOutcome(
+            rule=rule.name,
+            description=rule.description,
+            severity=verdict[rule.name],
+            observed=observed.get(rule.name, float(metrics[rule.name].iloc[0])),
+            expected=expected,
+            bad_rows=None if bad is None else int(bad.iloc[0]),
+            fields=rule.fields,
+            is_share=rule.condition is not None,
+        ))  # fmt: skip
+        if verdict[rule.name] is not None and rule.condition and max_examples:
+            result.examples[rule.name] = _examples(con, suite, rule, columns, max_examples)
+    log.info("%s", result.headline())
+    return result
+
+
+def _examples(
+    con: duckdb.DuckDBPyConnection, suite: Suite, rule: Rule, columns: list[str], limit: int
+) -> pd.DataFrame:
+    wanted = [c for c in (*suite.example_columns, *rule.fields) if c in columns]
+    wanted += [c for c in ("_source_file", "_source_row") if c in columns]
+    cols = ", ".join(f"t.{c}" for c in dict.fromkeys(wanted)) or "t.*"
+    order = " order by t._source_file, t._source_row" if "_source_row" in columns else ""
+    where = f"({rule.condition})" + (f" and {suite.where_sql}" if suite.where_sql else "")
+    return con.execute(
+        f"select {cols} from {suite.from_clause()} where {where}{order} limit {int(limit)}"
+    ).df()
+
+
+# --- row-count history ------------------------------------------------------------------------
+
+
+def previous_row_count(
+    con: duckdb.DuckDBPyConnection, suite_name: str, exclude_run_id: str | None = None
+) -> int | None:
+    """The row count of the latest accepted run of this suite (other than ``exclude_run_id``)."""
+    if not _table_columns(con, ROW_COUNTS_TABLE):
+        return None
+    row = con.execute(
+        f"select row_count from {ROW_COUNTS_TABLE} where suite = ? and run_id <> ? "
+        "order by recorded_at desc limit 1",
+        [suite_name, exclude_run_id or ""],
+    ).fetchall()
+    return int(row[0][0]) if row else None
+
+
+def was_provided_before(
+    con: duckdb.DuckDBPyConnection, suite_name: str, exclude_run_id: str | None = None
+) -> bool:
+    """Whether any accepted run (other than ``exclude_run_id``) saw this table with rows.
+
+    An optional source that was once provided and then disappears (or lands header-only) is a
+    broken feed, not a shop without that source: its row-count and freshness rules still apply.
+    """
+    if not _table_columns(con, ROW_COUNTS_TABLE):
+        return False
+    row = con.execute(
+        f"select coalesce(max(row_count), 0) from {ROW_COUNTS_TABLE} "
+        "where suite = ? and run_id <> ?",
+        [suite_name, exclude_run_id or ""],
+    ).fetchall()
+    return bool(row[0][0])
+
+
+def table_rows(con: duckdb.DuckDBPyConnection, relation: str) -> int | None:
+    """Rows of a table, or None when it does not exist."""
+    if not _table_columns(con, relation):
+        return None
+    return int(con.execute(f"select count(*) from {relation}").fetchall()[0][0])
+
+
+def record_row_count(
+    con: duckdb.DuckDBPyConnection,
+    suite_name: str,
+    rows: int,
+    run_id: str,
+    as_of: str | None = None,
+    recorded_at: dt.datetime | None = None,
+) -> None:
+    """Remember an accepted run's row count (one row per suite and run; reruns replace it)."""
+    con.execute("create schema if not exists quality")
+    con.execute(
+        f"create table if not exists {ROW_COUNTS_TABLE} (suite varchar, run_id varchar, "
+        "as_of_date date, row_count bigint, recorded_at timestamp)"
+    )
+    when = recorded_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    con.execute("begin transaction")
+    try:
+        con.execute(f"delete from {ROW_COUNTS_TABLE} where suite = ? and run_id = ?",
+                    [suite_name, run_id])  # fmt: skip
+        con.execute(f"insert into {ROW_COUNTS_TABLE} values (?, ?, ?, ?, ?)",
+                    [suite_name, run_id, as_of, rows, when])  # fmt: skip
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise

@@ -1,0 +1,1 @@
+"""Landing files into the warehouse and reading/writing its tables."""
