@@ -17,7 +17,7 @@ export PYTHONUNBUFFERED := 1
 # The venv's tools first: dagster dev re-parses the dbt project with the `dbt` it finds on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run dev test lint format bench clean
+.PHONY: setup system-deps run dev test lint format bench clean
 
 setup: $(VENV)/.synced $(MANIFEST)
 
@@ -46,7 +46,11 @@ dev: setup
 
 # pytest exits 5 when it collects no test: that is a failure of the suite, not a pass.
 # One worker per core (at most 4), whole test files per worker so module fixtures build once.
-test: setup
+# System packages the tests need (Chromium for the browser test), installed when missing.
+system-deps:
+	bash scripts/system-deps.sh
+
+test: setup system-deps
 	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 lint: setup
