@@ -1,5 +1,5 @@
 -- One row per order, every status (only completed orders count as revenue downstream), with
--- its item count and the category with the largest line amount.
+-- its item count (NULL before order lines were provided) and the category with the largest line amount.
 with orders as (
     select * from {{ ref('stg_shop__orders') }}
 ),
@@ -30,6 +30,12 @@ item_counts as (
     group by 1
 ),
 
+-- Order lines are an optional source: before its first day (or without it) an order's item
+-- count is unknown (NULL), not 0.
+sources as (
+    select first_order_items_date from {{ ref('int_sources_provided') }}
+),
+
 final as (
     select
         orders.order_id,
@@ -39,9 +45,13 @@ final as (
         orders.amount,
         orders.currency,
         orders.status,
-        cast(coalesce(item_counts.item_count, 0) as bigint) as item_count,
+        case
+            when cast(orders.ordered_at as date) >= sources.first_order_items_date
+                then cast(coalesce(item_counts.item_count, 0) as bigint)
+        end as item_count,
         top_categories.top_category
     from orders
+    cross join sources
     left join item_counts on orders.order_id = item_counts.order_id
     left join top_categories
         on orders.order_id = top_categories.order_id

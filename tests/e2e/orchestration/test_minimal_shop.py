@@ -90,6 +90,12 @@ def test_features_of_missing_sources_are_null_not_zero(minimal_run) -> None:
     assert orders == rows
 
 
+def test_item_counts_are_unknown_without_order_lines(minimal_run) -> None:
+    data, _ = minimal_run
+    ((orders, counted),) = _rows(data, "select count(*), count(item_count) from marts.fct_orders")
+    assert orders > 0 and counted == 0
+
+
 def test_responses_from_the_first_sends_count_from_the_next_date_on(minimal_run) -> None:
     """campaign_responses arrives with Tessera's own sends: NULL before, counted after."""
     data, _ = minimal_run

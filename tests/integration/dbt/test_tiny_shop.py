@@ -130,6 +130,14 @@ def test_timestamps_with_offsets_are_normalised_to_utc(tiny_warehouse: Warehouse
     assert created == pd.Timestamp("2025-05-01 10:00:00")
 
 
+def test_item_counts_sum_the_order_lines(tiny_warehouse: Warehouse) -> None:
+    counts = tiny_warehouse.query(
+        "select order_id, item_count from marts.fct_orders where order_id in ('o1', 'o3') "
+        "order by order_id"
+    )
+    assert list(counts.itertuples(index=False, name=None)) == [("o1", 3), ("o3", 1)]
+
+
 def test_cancelled_orders_are_kept_but_not_revenue(tiny_warehouse: Warehouse) -> None:
     status = tiny_warehouse.query("select status from marts.fct_orders where order_id = 'o4'")
     assert list(status.status) == ["cancelled"]
