@@ -21,16 +21,9 @@ failures; ``responses`` simulates what recipients do; ``emitter`` posts the resu
 """
 
 from tessera.activations.providers.sendgrid_rules import (
+    CANCEL_BEFORE_S,
     DYNAMIC_TEMPLATE_RE,
     LEGACY_TEMPLATE_RE,
-    address_problem,
-)
-from tessera.activations.sink.emitter import EventEmitter
-from tessera.activations.sink.faults import FAULT_KINDS, FaultPlan
-from tessera.activations.sink.responses import EventRates, simulate_events
-from tessera.activations.sink.runner import SinkHandle, running_sink
-from tessera.activations.sink.sendgrid import (
-    CANCEL_BEFORE_S,
     MAX_BODY_BYTES,
     MAX_CATEGORIES,
     MAX_CATEGORY_CHARS,
@@ -40,8 +33,13 @@ from tessera.activations.sink.sendgrid import (
     MAX_RECIPIENTS,
     MAX_SEND_AHEAD_S,
     RESERVED_HEADERS,
-    sendgrid_errors,
+    address_problem,
 )
+from tessera.activations.sink.emitter import EventEmitter
+from tessera.activations.sink.faults import FAULT_KINDS, FaultPlan
+from tessera.activations.sink.responses import EventRates, simulate_events
+from tessera.activations.sink.runner import SinkHandle, running_sink
+from tessera.activations.sink.sendgrid import sendgrid_errors
 from tessera.activations.sink.server import SinkServer
 from tessera.activations.sink.state import SinkState
 

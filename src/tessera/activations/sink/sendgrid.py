@@ -11,6 +11,14 @@ from typing import TYPE_CHECKING
 from tessera.activations.providers.sendgrid_rules import (
     DYNAMIC_TEMPLATE_RE,
     LEGACY_TEMPLATE_RE,
+    MAX_BODY_BYTES,
+    MAX_CATEGORIES,
+    MAX_CATEGORY_CHARS,
+    MAX_CUSTOM_ARGS_BYTES,
+    MAX_PERSONALIZATIONS,
+    MAX_RECIPIENTS,
+    MAX_SEND_AHEAD_S,
+    RESERVED_HEADERS,
     address_problem,
 )
 
@@ -19,37 +27,7 @@ if TYPE_CHECKING:
 
     from tessera.activations.sink.server import SinkServer
 
-MAX_PERSONALIZATIONS = 1000
-MAX_RECIPIENTS = 1000
 _HELP = "https://www.twilio.com/docs/sendgrid/api-reference/mail-send/errors"
-#: SendGrid's documented limits of v3 mail/send (docs: "Mail Send" reference, "Limitations",
-#: "Errors"; Cancel Scheduled Sends for batches).
-MAX_CATEGORIES = 10
-MAX_CATEGORY_CHARS = 255
-MAX_CUSTOM_ARGS_BYTES = 10_000
-MAX_BODY_BYTES = 30 * 1024 * 1024
-MAX_SEND_AHEAD_S = 72 * 3600
-#: Cancel Scheduled Sends: no pause or cancel later than 10 minutes before send_at, and at
-#: most 10 batches paused or cancelled at one time.
-CANCEL_BEFORE_S = 600
-MAX_HELD_BATCHES = 10
-#: Headers SendGrid sets itself and refuses in ``headers`` (case-insensitive).
-RESERVED_HEADERS = frozenset(
-    {
-        "x-sg-id",
-        "x-sg-eid",
-        "received",
-        "dkim-signature",
-        "content-type",
-        "content-transfer-encoding",
-        "to",
-        "from",
-        "subject",
-        "reply-to",
-        "cc",
-        "bcc",
-    }
-)
 
 
 def _template_errors(body: dict, err) -> None:  # type: ignore[no-untyped-def]

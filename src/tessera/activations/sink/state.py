@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tessera.activations.sink.sendgrid import CANCEL_BEFORE_S, MAX_HELD_BATCHES
+from tessera.activations.providers.sendgrid_rules import CANCEL_BEFORE_S, MAX_HELD_BATCHES
 
 
 class SinkState:
