@@ -88,11 +88,15 @@ def _child(
 
 
 def generator_fingerprint() -> str:
-    """A hash of the generator's source: a changed generator invalidates the cached shops."""
+    """A hash of the generator's source (its module and the table modules beside it, in
+    tessera/demo): a changed generator invalidates the cached shops."""
     spec = importlib.util.find_spec("tessera.demo.generator")
     if spec is None or not spec.origin:
         return ""
-    return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:16]
+    h = hashlib.sha256()
+    for path in sorted(p for p in Path(spec.origin).parent.glob("*.py") if p.name != "cli.py"):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def ensure_shop(

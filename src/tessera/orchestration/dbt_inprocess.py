@@ -5,7 +5,8 @@ dagster-dbt runs dbt as a subprocess: each invocation pays dbt's imports, the ad
 project is parsed once per process and every later invocation reuses that manifest through
 ``dbtRunner(manifest=...)``. Selection (subsets, asset checks) is computed by dagster-dbt's own
 function, and its event class converts dbt's results, so assets, checks and metadata are the ones a
-subprocess run would report.
+subprocess run would report. Those are private dagster-dbt and dbt-duckdb internals: all of them
+are reached through ``dbt_internals``, and nothing here imports dagster-dbt or dbt directly.
 """
 
 import dataclasses
@@ -20,6 +21,10 @@ from typing import Any
 import dagster as dg
 
 from tessera import settings
+from tessera.orchestration import dbt_internals
+from tessera.orchestration.dbt_internals import release_duckdb
+
+__all__ = ["DbtBuildError", "DbtProjectPaths", "InProcessDbtInvocation", "release_duckdb"]
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +71,12 @@ def parsed_manifest(paths: DbtProjectPaths, definitions_manifest: Path) -> Any:
     One parse serves every data folder: the warehouse file is always ``warehouse.duckdb``, so
     relation names do not depend on the folder; the profile is read again by each invocation.
     """
-    from dbt.cli.main import dbtRunner
-
     stamp = definitions_manifest.stat().st_mtime if definitions_manifest.exists() else 0.0
     key = (str(paths.project_dir), str(paths.profiles_dir), stamp)
     if key not in _MANIFESTS:
         started = time.monotonic()
         paths.target_dir.mkdir(parents=True, exist_ok=True)
-        result = dbtRunner().invoke(["parse", *paths.flags()])
+        result = dbt_internals.dbt_runner().invoke(["parse", *paths.flags()])
         release_duckdb()
         if not result.success:
             raise DbtBuildError(f"dbt could not parse {paths.project_dir}: {result.exception}")
@@ -81,20 +84,6 @@ def parsed_manifest(paths: DbtProjectPaths, definitions_manifest: Path) -> Any:
         _MANIFESTS[key] = result.result
         log.info("dbt project parsed in-process in %.1fs", time.monotonic() - started)
     return _MANIFESTS[key]
-
-
-def release_duckdb() -> None:
-    """Close dbt-duckdb's in-process database.
-
-    It outlives the invocation otherwise, holding the file's write lock, and DuckDB refuses a
-    second connection to the same file with another configuration (the steps' own connections).
-    """
-    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-
-    env = DuckDBConnectionManager._ENV
-    if env is not None:
-        env.close()
-    DuckDBConnectionManager.close_all_connections()
 
 
 @dataclasses.dataclass
@@ -116,32 +105,13 @@ class InProcessDbtInvocation:
         Every result is yielded before a failure is raised, so the checks that did run show in
         the UI next to the error.
         """
-        from dagster_dbt.asset_utils import (
-            DAGSTER_DBT_EXCLUDE_METADATA_KEY,
-            DAGSTER_DBT_SELECT_METADATA_KEY,
-            DAGSTER_DBT_SELECTOR_METADATA_KEY,
-            get_manifest_and_translator_from_dbt_assets,
-            get_subset_selection_for_context,
-        )
-        from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
-        from dbt.cli.main import dbtRunner
-        from dbt_common.events.functions import msg_to_dict
-
         context = self.context
-        manifest, translator, project = get_manifest_and_translator_from_dbt_assets(
-            [context.assets_def]
+        manifest, translator, project = dbt_internals.manifest_translator_project(
+            context.assets_def
         )
         # The same selection dagster-dbt computes for a subprocess (subsets, selected checks),
         # passed as arguments: in-process there is no command-line length limit to work around.
-        selection, indirect = get_subset_selection_for_context(
-            context=context,
-            manifest=manifest,
-            select=context.op.tags.get(DAGSTER_DBT_SELECT_METADATA_KEY),
-            exclude=context.op.tags.get(DAGSTER_DBT_EXCLUDE_METADATA_KEY),
-            selector=context.op.tags.get(DAGSTER_DBT_SELECTOR_METADATA_KEY),
-            dagster_dbt_translator=translator,
-            current_dbt_indirect_selection_env=None,
-        )
+        selection, indirect = dbt_internals.subset_selection(context, manifest, translator)
         assets_def = context.assets_def
         if (
             indirect is None
@@ -162,14 +132,15 @@ class InProcessDbtInvocation:
 
         def collect(msg: Any) -> None:
             if msg.info.name in RESULT_EVENTS:
-                raw_events.append(msg_to_dict(msg))
+                raw_events.append(dbt_internals.event_to_dict(msg))
 
         started = time.monotonic()
         with _LOCK, settings.environment(**self.environment):
             dbt_manifest = parsed_manifest(self.paths, self.definitions_manifest)
             context.log.info(f"Running dbt in-process: `dbt {' '.join(cli)}`")
             try:
-                result = dbtRunner(manifest=dbt_manifest, callbacks=[collect]).invoke(cli)
+                runner = dbt_internals.dbt_runner(manifest=dbt_manifest, callbacks=[collect])
+                result = runner.invoke(cli)
             finally:
                 release_duckdb()
 
@@ -184,10 +155,10 @@ class InProcessDbtInvocation:
                 # The project changed since the definitions loaded (reload them to see it).
                 context.log.warning(f"dbt ran {unique_id}, unknown to the loaded definitions")
                 continue
-            event = DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={})
-            yield from event.to_default_asset_events(
+            yield from dbt_internals.asset_events(
+                raw,
                 manifest=manifest,
-                dagster_dbt_translator=translator,
+                translator=translator,
                 context=context,
                 target_path=self.paths.target_dir,
                 project=project,

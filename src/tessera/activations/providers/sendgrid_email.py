@@ -29,19 +29,18 @@ from tessera.activations.providers.base import (
     plan_unique_batches,
     redact,
 )
-from tessera.activations.providers.sendgrid_rules import address_problem
+from tessera.activations.providers.sendgrid_rules import (
+    CANCEL_BEFORE_S,
+    MAX_CATEGORY_CHARS,
+    MAX_PERSONALIZATIONS,
+    MAX_SEND_AHEAD_S,
+    address_problem,
+)
 
 log = logging.getLogger(__name__)
 
 GLOBAL_HOST = "https://api.sendgrid.com"
-#: Cancel Scheduled Sends: no cancel later than 10 minutes before send_at; send_at at most 72
-#: hours ahead.
-CANCEL_BEFORE_S = 600
-MAX_SEND_AHEAD_S = 72 * 3600
 EU_HOST = "https://api.eu.sendgrid.com"
-
-#: SendGrid's limits per request (personalizations and recipients alike).
-MAX_PERSONALIZATIONS = 1000
 
 _FIELD_INDEX = re.compile(r"^personalizations\.(\d+)")
 
@@ -83,7 +82,7 @@ def build_mail_body(
         "template_id": first.template_id,
         "personalizations": personalizations,
         # Categories must be unique (a campaign called "tessera" would repeat the first).
-        "categories": list(dict.fromkeys(["tessera", first.campaign_id[:255]])),
+        "categories": list(dict.fromkeys(["tessera", first.campaign_id[:MAX_CATEGORY_CHARS]])),
     }
     if asm_group_id is not None:
         body["asm"] = {"group_id": asm_group_id}

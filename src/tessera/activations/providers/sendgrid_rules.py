@@ -1,9 +1,40 @@
-"""SendGrid's documented rules that both the client and the local sink apply (addresses, ids)."""
+"""SendGrid's documented limits and rules, applied alike by the client and the local sink."""
 
 from __future__ import annotations
 
 import re
 
+#: SendGrid's documented limits of v3 mail/send (docs: "Mail Send" reference, "Limitations",
+#: "Errors"): per request at most 1,000 personalizations and 1,000 recipients (to + cc + bcc).
+MAX_PERSONALIZATIONS = 1000
+MAX_RECIPIENTS = 1000
+MAX_CATEGORIES = 10
+MAX_CATEGORY_CHARS = 255
+MAX_CUSTOM_ARGS_BYTES = 10_000
+MAX_BODY_BYTES = 30 * 1024 * 1024
+#: ``send_at`` at most 72 hours ahead.
+MAX_SEND_AHEAD_S = 72 * 3600
+#: Cancel Scheduled Sends: no pause or cancel later than 10 minutes before send_at, and at
+#: most 10 batches paused or cancelled at one time.
+CANCEL_BEFORE_S = 600
+MAX_HELD_BATCHES = 10
+#: Headers SendGrid sets itself and refuses in ``headers`` (case-insensitive).
+RESERVED_HEADERS = frozenset(
+    {
+        "x-sg-id",
+        "x-sg-eid",
+        "received",
+        "dkim-signature",
+        "content-type",
+        "content-transfer-encoding",
+        "to",
+        "from",
+        "subject",
+        "reply-to",
+        "cc",
+        "bcc",
+    }
+)
 #: RFC 5321 limits SendGrid applies: local part <= 64, whole address <= 254 characters.
 MAX_LOCAL_PART = 64
 MAX_ADDRESS = 254
