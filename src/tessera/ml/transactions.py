@@ -100,7 +100,10 @@ def load_transactions(
     first_bad("customer_id is null", "missing customer id", customer_col, "customer_id")
     first_bad("ordered_at is null", "unparseable or missing date", date_col, "raw_date")
     first_bad(
-        "amount is null or isnan(amount)", "unparseable or missing amount", amount_col, "raw_amount"
+        "amount is null or not isfinite(amount)",
+        "unparseable, missing or non-finite amount",
+        amount_col,
+        "raw_amount",
     )
     if negative_amounts == "error":
         first_bad(

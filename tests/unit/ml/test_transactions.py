@@ -94,6 +94,19 @@ def test_unparseable_amount_names_the_row(tmp_path):
         predict_file(_write(tmp_path, frame), date(2024, 1, 2), 90, config=FAST)
 
 
+@pytest.mark.parametrize("bad", ["Infinity", "-inf", "1e309", "NaN"])
+def test_non_finite_amount_names_the_row_and_field(tmp_path, bad):
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "ordered_at": ["2024-01-01", "2024-01-02", "2024-01-03"],
+            "amount": ["1.5", "2", bad],
+        }
+    )
+    with pytest.raises(TransactionsFileError, match=r"row 3, column 'amount': .*non-finite"):
+        predict_file(_write(tmp_path, frame), date(2024, 1, 3), 90, config=FAST)
+
+
 def test_negative_amounts_are_refused_unless_netted(tmp_path, transactions):
     frame = transactions.copy()
     frame.loc[10, "amount"] = -5.0
