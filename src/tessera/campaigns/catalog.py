@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tessera.campaigns.attributes import BASE_ATTRIBUTES, AttributeType
-from tessera.campaigns.errors import CatalogError
+from tessera.campaigns.errors import CatalogError, UnknownEnvironmentError
 
 Channel = Literal["email", "sms", "direct_mail", "webhook"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -178,12 +178,37 @@ class Catalog(_Model):
 
         Unmapped names are sent as they are (a campaign may name a provider id directly).
         """
+        self.check_environment(environment)
         spec = self.templates.get(name, {}).get(provider)  # type: ignore[call-overload]
         if spec is None:
             return name
         if isinstance(spec, str):
             return spec
         return spec.get(environment) or spec.get(DEFAULT_ENVIRONMENT) or name
+
+    def environments(self) -> set[str]:
+        """``default`` and every environment a per-environment template mapping names."""
+        names = {DEFAULT_ENVIRONMENT}
+        for by_provider in self.templates.values():
+            for spec in by_provider.values():
+                if isinstance(spec, dict):
+                    names.update(spec)
+        return names
+
+    def check_environment(self, environment: str) -> None:
+        """Refuse an environment no mapping names: a typo would send the default ids.
+
+        ``TESSERA_ENVIRONMENT=prodution`` used to fall back silently to every template's
+        ``default`` id, i.e. send test templates to real customers.
+        """
+        known = self.environments()
+        if environment not in known:
+            raise UnknownEnvironmentError(
+                f"TESSERA_ENVIRONMENT={environment!r} is not an environment of the catalog's "
+                f"templates section (known: {', '.join(sorted(known))}); give a template an "
+                f"id for it (templates: {{name: {{sendgrid: {{default: d-..., "
+                f"{environment}: d-...}}}}}}) or unset TESSERA_ENVIRONMENT"
+            )
 
     def campaign(self, campaign_id: str) -> Campaign:
         for c in self.campaigns:

@@ -17,5 +17,9 @@ class CatalogError(CampaignsError):
         super().__init__(head + "\n  " + "\n  ".join(self.problems))
 
 
+class UnknownEnvironmentError(CampaignsError):
+    """TESSERA_ENVIRONMENT names an environment no template id of the catalog is given for."""
+
+
 class MatrixInputError(CampaignsError):
     """The inputs of a matrix date are missing or inconsistent (e.g. a gap in the history)."""

@@ -15,6 +15,7 @@ from tessera.orchestration.defs.activations.resources import (
     ActivationSettings,
     build_activation_settings,
 )
+from tessera.settings import DEMO_CATALOG
 
 D = "2025-03-01"
 N = 400
@@ -182,3 +183,30 @@ def test_content_changed_after_approval_is_not_sent_and_the_refusal_names_it(set
     )
     assert _run([send_approval], resources, act).success
     assert _run([deliveries], resources, act).success and sink.stats()["duplicates"] == 0
+
+
+def test_a_configured_catalog_that_is_missing_stops_the_plan_instead_of_placeholder_templates(
+    setup, tmp_path
+):
+    _, resources, sink = setup
+    missing = tmp_path / "catalog.yml"
+    act = ActivationSettings(sink_url=sink.url, auto_send=True, catalog_path=str(missing))
+    result = _run([outbound_messages, deliveries], resources, act)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].event_specific_data.error
+    assert f"{missing}: 1 problem(s)" in failure.to_string()
+    assert "cannot read the file" in failure.to_string()
+    assert sink.stats()["messages"] == 0
+
+
+def test_an_unknown_template_environment_stops_the_plan_before_any_request(setup):
+    _, resources, sink = setup
+    catalog = str(DEMO_CATALOG)
+    act = ActivationSettings(
+        sink_url=sink.url, auto_send=True, catalog_path=catalog, environment="prodution"
+    )
+    result = _run([outbound_messages, deliveries], resources, act)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].event_specific_data.error
+    assert "TESSERA_ENVIRONMENT='prodution'" in failure.to_string()
+    assert sink.stats()["messages"] == 0

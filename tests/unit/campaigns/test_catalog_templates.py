@@ -10,7 +10,7 @@ from tessera.activations.content import content_from_catalog
 from tessera.activations.outbound import DEFAULT_CHANNEL_PROVIDERS
 from tessera.activations.sink import DYNAMIC_TEMPLATE_RE
 from tessera.campaigns.catalog import CHANNEL_PROVIDERS, load_catalog, parse_catalog
-from tessera.campaigns.errors import CatalogError
+from tessera.campaigns.errors import CatalogError, UnknownEnvironmentError
 
 DEMO = Path(__file__).resolve().parents[3] / "src" / "tessera" / "campaigns" / "catalog.yml"
 PROD = "d-" + "a" * 32
@@ -47,11 +47,38 @@ def test_channel_template_ids_resolve_per_environment() -> None:
     catalog = parse_catalog(CATALOG)
     assert catalog.channel_template_id("welcome", "email") == DEFAULT
     assert catalog.channel_template_id("welcome", "email", "production") == PROD
-    assert catalog.channel_template_id("welcome", "email", "staging") == DEFAULT
     # SMS is sent as text; its template name is not a provider id and stays as it is
     assert catalog.channel_template_id("welcome", "sms", "production") == "sms_welcome"
     by_channel = {c.channel: c.template_id for c in content_from_catalog(catalog, "production")}
     assert by_channel == {"email": PROD, "sms": "sms_welcome"}
+
+
+def test_a_known_environment_without_its_own_id_uses_the_default_id() -> None:
+    text = (
+        CATALOG.replace(
+            "templates: {email: em_welcome, sms: sms_welcome}",
+            "templates: {email: em_news, sms: sms_welcome}",
+        )
+        + f"  em_news:\n    sendgrid: {{default: {DEFAULT}}}\n"
+    )
+    catalog = parse_catalog(text)
+    assert catalog.environments() == {"default", "production"}
+    assert catalog.channel_template_id("welcome", "email", "production") == DEFAULT
+
+
+@pytest.mark.parametrize("environment", ["staging", "prodution", "Production", "production "])
+def test_an_environment_no_mapping_names_is_refused_not_sent_the_default_ids(
+    environment: str,
+) -> None:
+    # A typo in TESSERA_ENVIRONMENT used to send every template's default (test) id.
+    catalog = parse_catalog(CATALOG)
+    with pytest.raises(UnknownEnvironmentError, match=rf"TESSERA_ENVIRONMENT={environment!r}"):
+        catalog.channel_template_id("welcome", "email", environment)
+    with pytest.raises(UnknownEnvironmentError, match="known: default, production"):
+        content_from_catalog(catalog, environment)
+    # SMS text has no id to pick, but the environment is still checked: one rule, one place.
+    with pytest.raises(UnknownEnvironmentError):
+        catalog.channel_template_id("welcome", "sms", environment)
 
 
 def test_unmapped_email_template_is_an_error_naming_line_and_field() -> None:

@@ -7,6 +7,7 @@ provider's credentials, and otherwise every provider targets the local sink.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ from tessera.activations.errors import ProviderConfigError
 from tessera.activations.providers.base import Provider, clean_secret
 from tessera.activations.providers.file_export import FileExportProvider
 from tessera.activations.providers.sendgrid_email import EU_HOST, GLOBAL_HOST, SendGridProvider
+from tessera.activations.providers.sendgrid_rules import CANCEL_BEFORE_S, MAX_SEND_AHEAD_S
 from tessera.activations.providers.twilio_sms import TwilioSmsProvider
 from tessera.activations.providers.webhook import WebhookProvider
 from tessera.activations.sender import IN_FLIGHT_POLICIES, RetryPolicy
@@ -83,6 +85,25 @@ class ActivationSettings(dg.ConfigurableResource):
             raise ValueError(
                 f"TESSERA_TIMEZONE={value!r} is not an IANA timezone (e.g. UTC, Europe/Berlin)"
             ) from exc
+        return value
+
+    @field_validator("send_ahead_minutes")
+    @classmethod
+    def _schedulable(cls, value: float) -> float:
+        # NaN passes every comparison: it would reach int(time.time() + nan) mid-send.
+        low, high = CANCEL_BEFORE_S // 60, MAX_SEND_AHEAD_S // 60
+        if not math.isfinite(value) or not low < value <= high:
+            raise ValueError(
+                f"TESSERA_SEND_AHEAD_MINUTES={value!r} must be a number of minutes more than "
+                f"{low} (SendGrid cancels no batch later) and at most {high} (72 hours)"
+            )
+        return value
+
+    @field_validator("volume_ceiling_floor", "volume_ceiling_factor")
+    @classmethod
+    def _non_negative_ceiling(cls, value: float, info) -> float:  # noqa: ANN001
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{info.field_name}={value!r} must be a number >= 0")
         return value
 
     @field_validator("live", "auto_send", "kill_switch", "sendgrid_sandbox", mode="before")
@@ -235,23 +256,33 @@ def build_activation_settings(env: Mapping[str, str] | None = None) -> Activatio
         kwargs["in_flight_policy"] = parse_choice(
             "TESSERA_IN_FLIGHT_POLICY", env["TESSERA_IN_FLIGHT_POLICY"], IN_FLIGHT_POLICIES
         )
-    if env.get("TESSERA_SEND_AHEAD_MINUTES"):
+    if env.get("TESSERA_SEND_AHEAD_MINUTES", "").strip():
+        text = env["TESSERA_SEND_AHEAD_MINUTES"]
+        low, high = CANCEL_BEFORE_S // 60, MAX_SEND_AHEAD_S // 60
         try:
-            kwargs["send_ahead_minutes"] = float(env["TESSERA_SEND_AHEAD_MINUTES"])
-        except ValueError as exc:
+            minutes = float(text)
+        except ValueError:
+            minutes = math.nan
+        # float() also reads 'nan' and 'inf', which every comparison below would let through.
+        if not math.isfinite(minutes) or not low < minutes <= high:
             raise ProviderConfigError(
-                "TESSERA_SEND_AHEAD_MINUTES must be a number of minutes (more than 10), got "
-                f"{env['TESSERA_SEND_AHEAD_MINUTES']!r}"
-            ) from exc
+                f"TESSERA_SEND_AHEAD_MINUTES must be a number of minutes more than {low} and at "
+                f"most {high} (72 hours), got {text!r}"
+            )
+        kwargs["send_ahead_minutes"] = minutes
     # The floor of the daily per-channel ceiling: what a first day (no history yet) may send.
-    if env.get("TESSERA_VOLUME_CEILING_FLOOR"):
+    if env.get("TESSERA_VOLUME_CEILING_FLOOR", "").strip():
+        text = env["TESSERA_VOLUME_CEILING_FLOOR"]
         try:
-            kwargs["volume_ceiling_floor"] = int(env["TESSERA_VOLUME_CEILING_FLOOR"])
-        except ValueError as exc:
+            floor = int(text)
+        except ValueError:
+            floor = -1
+        if floor < 0:
             raise ProviderConfigError(
-                "TESSERA_VOLUME_CEILING_FLOOR must be a whole number of messages, got "
-                f"{env['TESSERA_VOLUME_CEILING_FLOOR']!r}"
-            ) from exc
+                f"TESSERA_VOLUME_CEILING_FLOOR must be a whole number of messages (0 or more), "
+                f"got {text!r}"
+            )
+        kwargs["volume_ceiling_floor"] = floor
     return ActivationSettings(**kwargs)
 
 
