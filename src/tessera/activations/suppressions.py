@@ -5,8 +5,10 @@ customer: two customer records that share an address share its suppressions. The
 fed by
 
 - provider events (campaign_responses, provider_events, event files landed since the last
-  build): ``unsubscribe`` and ``bounce`` suppress the address on the event's channel,
-  ``spam_report`` suppresses it and the customer's other addresses on every channel;
+  build): ``unsubscribe`` and ``bounce`` suppress the address on the message's channel (the
+  ledger's, else the event's), or on every channel when the event names a channel we do not
+  know (``E-mail``, ``push``, empty); ``spam_report`` suppresses it and the customer's other
+  addresses on every channel;
 - opt-outs: a customer record whose consent for a channel is false suppresses that address for
   every record that shares it;
 - manual entries (the optional ``suppressions`` landing source, e.g. a CRM's do-not-contact list).
@@ -220,7 +222,13 @@ def build_suppressions(
         names = ", ".join(f"'{e}'" for e in EVENT_REASONS)
         cutoff = "" if before is None else "and try_cast(e.occurred_at as timestamp) < $before"
         params = {} if before is None else {"before": pd.Timestamp(before).to_pydatetime()}
-        ev_channel = "coalesce(nullif(lower(trim(cast(e.channel as varchar))), ''), 'email')"
+        known = ", ".join(f"'{c}'" for c in CHANNELS)
+        # A channel none of ours ('E-mail', 'push', empty): the event is still somebody's
+        # unsubscribe, so it holds on every channel (below) unless the ledger knows the message.
+        ev_channel = (
+            f"(case when lower(trim(cast(e.channel as varchar), '{_WS_SQL}')) in ({known}) "
+            f"then lower(trim(cast(e.channel as varchar), '{_WS_SQL}')) end)"
+        )
         frame = con.execute(
             f"""
             with e as (
@@ -244,16 +252,32 @@ def build_suppressions(
                        cast(channel as varchar) as channel, cast(address as varchar) as address
                 from sent where address is not null
             ),
-            event_rows as (
-                -- The address the message went to (the ledger knows it), else the customer's.
-                select e.channel,
-                       coalesce(s.address, case e.channel when 'email' then c.email
-                           when 'sms' then c.phone else e.customer_id end) as address,
-                       case e.event {reasons} end as reason, e.source,
-                       e.message_id as source_event, e.customer_id, e.since
+            resolved as (
+                -- The channel and address the message went on (the ledger knows them), else
+                -- the event's channel and the customer's address on it.
+                select coalesce(s.channel, e.channel) as channel, s.address as sent_address,
+                       c.email, c.phone, e.event, e.source, e.message_id, e.customer_id, e.since
                 from e
                 left join s on s.message_key = e.message_id
                 left join c on c.customer_id = e.customer_id
+            ),
+            event_rows as (
+                select r.channel,
+                       coalesce(r.sent_address, case r.channel when 'email' then r.email
+                           when 'sms' then r.phone else r.customer_id end) as address,
+                       case r.event {reasons} end as reason, r.source,
+                       r.message_id as source_event, r.customer_id, r.since
+                from resolved r where r.channel is not null
+                union all
+                -- Channel unknown: the customer's address on every channel.
+                select ch.channel,
+                       case ch.channel when 'email' then r.email when 'sms' then r.phone
+                           else r.customer_id end as address,
+                       case r.event {reasons} end as reason, r.source,
+                       r.message_id as source_event, r.customer_id, r.since
+                from resolved r
+                cross join (select unnest([{known}]) as channel) ch
+                where r.channel is null
             ),
             spam_rows as (
                 -- A spam report stops the customer on every channel, at every address we hold.

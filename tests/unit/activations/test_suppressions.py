@@ -245,3 +245,58 @@ def test_an_address_already_contacted_that_date_under_another_key_is_not_mailed_
         r.startswith("address_already_contacted") for r in reasons
     )
     assert ledger.STATUSES[-1] == "suppressed"
+
+
+@pytest.mark.parametrize("channel", ["E-mail", "mail", "push", "", None, " EMAIL\u00a0"])
+def test_an_unsubscribe_on_a_channel_we_do_not_know_holds_on_every_channel(channel):
+    # 'E-mail' used to become a suppression on a channel no message has: the customer who
+    # unsubscribed was mailed again, and so was every record sharing the address.
+    customers = _customers(["ann@shop.com", "Ann@shop.com"])
+    events = pd.DataFrame(
+        {
+            "message_id": ["m1"],
+            "customer_id": ["c0"],
+            "channel": [channel],
+            "event": ["unsubscribe"],
+            "occurred_at": [pd.Timestamp("2025-02-01")],
+        }
+    )
+    messages, excluded = _outbound(customers, events=events)
+    assert messages.empty
+    assert set(excluded["reason"]) == {"unsubscribed"}
+    sup = build_suppressions(events, customers)
+    assert {"email", "sms", "webhook", "direct_mail"} <= set(sup["channel"]) or channel in (
+        " EMAIL\u00a0",
+    )
+
+
+def test_an_sms_unsubscribe_leaves_email_reachable():
+    customers = _customers(["ann@shop.com"])
+    events = pd.DataFrame(
+        {
+            "message_id": ["m1"],
+            "customer_id": ["c0"],
+            "channel": ["sms"],
+            "event": ["unsubscribe"],
+            "occurred_at": [pd.Timestamp("2025-02-01")],
+        }
+    )
+    messages, _ = _outbound(customers, events=events)
+    assert list(messages.customer_id) == ["c0"]
+
+
+def test_the_ledger_channel_of_the_message_wins_over_the_event_channel():
+    # The event says sms, but message m1 went by e-mail to an address the record no longer has.
+    customers = _customers(["new@shop.com", "old@shop.com"])
+    events = pd.DataFrame(
+        {
+            "message_id": ["m1"],
+            "customer_id": ["c0"],
+            "channel": ["sms"],
+            "event": ["unsubscribe"],
+            "occurred_at": [pd.Timestamp("2025-02-01")],
+        }
+    )
+    sent = pd.DataFrame({"message_key": ["m1"], "channel": ["email"], "address": ["old@shop.com"]})
+    sup = build_suppressions(events, customers, sent=sent)
+    assert set(zip(sup.channel, sup.address, strict=True)) == {("email", "old@shop.com")}
