@@ -21,7 +21,8 @@ Normalisation (both sides of every comparison go through the same rule):
   mailbox on a domain that does not.
 - phone: every character but digits dropped; a number written with ``+`` or ``00`` gets one
   leading ``+`` (``+49 151 1234-5678`` and ``0049151 12345678`` are ``+4915112345678``).
-  Matching ignores that ``+``, so a number written with and without it is one number. National
+  Matching ignores that ``+``, so a number written with and without it is one number. The
+  trunk zero written in brackets after a country code (``+44 (0)20 ...``) is dropped. National
   numbers (``0151 ...``) stay as written: without a country they cannot be made international.
 - webhook and direct mail: the customer id is the address.
 """
@@ -82,6 +83,9 @@ def normalize_phone(value: object) -> str | None:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
     text = str(value).strip(_WS)
+    if text.startswith(("+", "00")):
+        # '+49 (0)151 ...': the bracketed trunk zero is not dialled after a country code.
+        text = re.sub(r"\(\s*0\s*\)", "", text)
     digits = re.sub(r"[^0-9]", "", text)
     if not digits:
         return None
@@ -106,7 +110,11 @@ def email_sql(col: str) -> str:
 
 def phone_sql(col: str) -> str:
     """DuckDB expression equal to :func:`normalize_phone`."""
-    text = f"trim(cast({col} as varchar), '{_WS_SQL}')"
+    raw = f"trim(cast({col} as varchar), '{_WS_SQL}')"
+    text = (
+        f"(case when starts_with({raw}, '+') or starts_with({raw}, '00') "
+        f"then regexp_replace({raw}, '\\(\\s*0\\s*\\)', '', 'g') else {raw} end)"
+    )
     digits = f"regexp_replace({text}, '[^0-9]', '', 'g')"
     return f"""(case
         when {digits} = '' then null

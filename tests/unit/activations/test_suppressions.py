@@ -175,7 +175,19 @@ def test_python_and_sql_email_normalisation_agree(text):
 
 
 @pytest.mark.parametrize(
-    "text", ["+49 151 1234-5678", "0049151 12345678", "0151 123", "(555) 123-4567", "", None, "x"]
+    "text",
+    [
+        "+49 151 1234-5678",
+        "0049151 12345678",
+        "0151 123",
+        "(555) 123-4567",
+        "+49 (0)151 1234-5678",
+        "0049 ( 0 ) 15112345678",
+        "(0)151 1234",
+        "",
+        None,
+        "x",
+    ],
 )
 def test_python_and_sql_phone_normalisation_agree(text):
     got = duckdb.sql(f"select {phone_sql('x')} from (select $1::varchar as x)", params=[text])
@@ -300,3 +312,12 @@ def test_the_ledger_channel_of_the_message_wins_over_the_event_channel():
     sent = pd.DataFrame({"message_key": ["m1"], "channel": ["email"], "address": ["old@shop.com"]})
     sup = build_suppressions(events, customers, sent=sent)
     assert set(zip(sup.channel, sup.address, strict=True)) == {("email", "old@shop.com")}
+
+
+@pytest.mark.parametrize(
+    "text", ["+49 (0)151 1234-5678", "+49(0)15112345678", "0049 (0) 151 12345678"]
+)
+def test_a_bracketed_trunk_zero_is_the_same_number(text):
+    assert normalize_phone(text) == "+4915112345678"
+    # A national number keeps its zero: without a country code it is not dropped.
+    assert normalize_phone("(0)151 1234") == "01511234"
