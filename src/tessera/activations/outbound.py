@@ -21,6 +21,7 @@ import pandas as pd
 
 from tessera.activations.content import fill_missing_content
 from tessera.activations.keys import key_sql
+from tessera.activations.providers.sendgrid_rules import address_ok_sql
 from tessera.activations.suppressions import (
     REASON_ORDER,
     address_sql,
@@ -52,7 +53,6 @@ MESSAGE_COLUMNS = [
 ]
 EXCLUDED_COLUMNS = ["as_of_date", "message_key", "campaign_id", "customer_id", "channel", "reason"]
 
-_EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _PHONE_RE = r"^\+?[0-9]{7,15}$"
 
 
@@ -185,7 +185,7 @@ def build_outbound(
                     when not is_known then 'unknown_customer'
                     when address is null or address = '' then 'no_contact'
                     when not is_valid_flag
-                      or (channel = 'email' and not regexp_full_match(address, '{_EMAIL_RE}'))
+                      or (channel = 'email' and not {address_ok_sql("address")})
                       or (channel = 'sms' and not regexp_full_match(address, '{_PHONE_RE}'))
                       then 'invalid_contact'
                     when not is_consented then 'no_consent'

@@ -321,3 +321,25 @@ def test_a_bracketed_trunk_zero_is_the_same_number(text):
     assert normalize_phone(text) == "+4915112345678"
     # A national number keeps its zero: without a country code it is not dropped.
     assert normalize_phone("(0)151 1234") == "01511234"
+
+
+@pytest.mark.parametrize("written", ["<ann@shop.com>", "Ann<ann@shop.com>", "mailto:ann@shop.com"])
+def test_an_address_the_client_would_rewrite_is_excluded_in_the_plan(written):
+    # ann@shop.com unsubscribed; another record holds her address in a form that SendGrid's
+    # client rewrites to ann@shop.com. The plan shows it as invalid, never as a message.
+    customers = _customers(["ann@shop.com", written])
+    events = pd.DataFrame(
+        {
+            "message_id": ["m1"],
+            "customer_id": ["c0"],
+            "channel": ["email"],
+            "event": ["unsubscribe"],
+            "occurred_at": [pd.Timestamp("2025-02-01")],
+        }
+    )
+    messages, excluded = _outbound(customers, events=events)
+    assert messages.empty
+    assert dict(zip(excluded.customer_id, excluded.reason, strict=True)) == {
+        "c0": "unsubscribed",
+        "c1": "invalid_contact",
+    }

@@ -42,8 +42,23 @@ DYNAMIC_TEMPLATE_RE = re.compile(r"^d-[0-9a-f]{32}$")
 LEGACY_TEMPLATE_RE = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE
 )
-_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-_LABEL_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_LOCAL_RE = re.compile(rf"^{_ATOM}(\.{_ATOM})*$")
+_LABEL_RE = re.compile(rf"^{_LABEL}$")
+
+
+def address_ok_sql(col: str) -> str:
+    """A DuckDB boolean equal to ``address_problem(col) is None`` (the plan excludes what the
+    provider would refuse, e.g. ``<a@x.com>``, which SendGrid's client rewrites to ``a@x.com``)."""
+    pattern = rf"{_ATOM}(\.{_ATOM})*@({_LABEL}\.)+{_LABEL}".replace("'", "''")
+    return (
+        f"(coalesce(length({col}) <= {MAX_ADDRESS}"
+        f" and length(split_part({col}, '@', 1)) <= {MAX_LOCAL_PART}"
+        f" and regexp_full_match({col}, '{pattern}')"
+        f" and not regexp_full_match(reverse(split_part(reverse({col}), '.', 1)), '[0-9]+'),"
+        " false))"
+    )
 
 
 def address_problem(address: object) -> str | None:
@@ -61,9 +76,9 @@ def address_problem(address: object) -> str | None:
         )
     labels = domain.split(".")
     if (
-        not _LOCAL_RE.match(local)
+        not _LOCAL_RE.fullmatch(local)
         or len(labels) < 2
-        or not all(_LABEL_RE.match(label) for label in labels)
+        or not all(_LABEL_RE.fullmatch(label) for label in labels)
         or labels[-1].isdigit()
     ):
         return "Does not contain a valid address."
