@@ -43,6 +43,27 @@ ALL_CHANNELS = "*"
 
 #: Provider events that suppress, and the exclusion/ledger reason each becomes.
 EVENT_REASONS = {"unsubscribe": "unsubscribed", "bounce": "bounced", "spam_report": "spam_reported"}
+#: Other names of the same events in files a shop lands itself (SendGrid's own event names in
+#: an export, past-tense spellings). Staging quarantines them as unknown event types; they
+#: still suppress, as every raw row does.
+EVENT_ALIASES = {
+    "spamreport": "spam_report",
+    "spam_reported": "spam_report",
+    "group_unsubscribe": "unsubscribe",
+    "unsubscribed": "unsubscribe",
+    "bounced": "bounce",
+}
+#: Every event name that suppresses (lower case), for filters over raw rows.
+SUPPRESSING_EVENTS = (*EVENT_REASONS, *EVENT_ALIASES)
+
+
+def event_sql(col: str) -> str:
+    """DuckDB expression: the event's canonical name (aliases mapped), lower case, trimmed."""
+    text = f"lower(trim(cast({col} as varchar), '{_WS_SQL}'))"
+    cases = " ".join(f"when '{a}' then '{e}'" for a, e in EVENT_ALIASES.items())
+    return f"(case {text} {cases} else {text} end)"
+
+
 #: Every reason, in the documented order of attribution (first match wins).
 REASON_ORDER = ("unsubscribed", "bounced", "spam_reported", "opted_out", "do_not_contact")
 
@@ -227,7 +248,7 @@ def build_suppressions(
         )
         con.register("sent", _frame(sent, ["message_key", "channel", "address"]))
         reasons = " ".join(f"when '{e}' then '{r}'" for e, r in EVENT_REASONS.items())
-        names = ", ".join(f"'{e}'" for e in EVENT_REASONS)
+        names = ", ".join(f"'{e}'" for e in SUPPRESSING_EVENTS)
         cutoff = "" if before is None else "and try_cast(e.occurred_at as timestamp) < $before"
         params = {} if before is None else {"before": pd.Timestamp(before).to_pydatetime()}
         known = ", ".join(f"'{c}'" for c in CHANNELS)
@@ -243,11 +264,11 @@ def build_suppressions(
                 select cast(e.message_id as varchar) as message_id,
                        cast(e.customer_id as varchar) as customer_id,
                        {ev_channel} as channel,
-                       lower(trim(cast(e.event as varchar))) as event,
+                       {event_sql("e.event")} as event,
                        try_cast(e.occurred_at as timestamp) as since,
                        cast(e.source as varchar) as source
                 from ev e
-                where lower(trim(cast(e.event as varchar))) in ({names}) {cutoff}
+                where {event_sql("e.event")} in ({names}) {cutoff}
             ),
             c as (
                 select cast(customer_id as varchar) as customer_id,

@@ -89,3 +89,30 @@ def test_a_withdrawal_in_any_staged_record_suppresses_the_address(shop):
     listed = SuppressionSources(con, landing)()
     reasons = set(zip(listed.address, listed.reason, strict=True))
     assert ("ann@shop.com", "opted_out") in reasons
+
+
+def test_sendgrid_event_names_in_raw_and_late_files_suppress(shop):
+    # A shop's own SendGrid export: 'spamreport' and 'group_unsubscribe' are not contract
+    # names (staging quarantines them) but they are somebody's complaint and unsubscribe.
+    con, landing = shop
+    con.execute(
+        "insert into raw.campaign_responses (message_id, customer_id, campaign_id, channel, "
+        "event, occurred_at) values ('k7', 'c2', 'welcome', 'email', 'spamreport', "
+        "'2025-02-02 10:00:00')"
+    )
+    sources = SuppressionSources(con, landing)
+    late = pd.DataFrame(
+        {
+            "message_id": ["k8"],
+            "customer_id": ["c1"],
+            "campaign_id": ["welcome"],
+            "channel": ["sms"],
+            "event": ["group_unsubscribe"],
+            "occurred_at": ["2025-03-01 00:30:00"],
+            "revenue": [None],
+        }
+    )
+    write_atomic_parquet(late, landing / "campaign_responses", "events-late.parquet")
+    got = set(zip(sources().channel, sources().address, sources().reason, strict=True))
+    assert ("*", "bo@shop.com", "spam_reported") in got
+    assert ("sms", "+4915100000", "unsubscribed") in got

@@ -343,3 +343,30 @@ def test_an_address_the_client_would_rewrite_is_excluded_in_the_plan(written):
         "c0": "unsubscribed",
         "c1": "invalid_contact",
     }
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ("spamreport", "spam_reported"),
+        ("group_unsubscribe", "unsubscribed"),
+        ("Unsubscribed", "unsubscribed"),
+        (" bounced ", "bounced"),
+        ("SPAM_REPORTED", "spam_reported"),
+    ],
+)
+def test_sendgrid_and_past_tense_event_names_in_a_landed_file_suppress(event, reason):
+    # A shop landing its own SendGrid export writes 'spamreport' and 'group_unsubscribe';
+    # staging quarantines them as unknown types, and they used to suppress nobody.
+    customers = _customers(["ann@shop.com", "ann@shop.com"])
+    events = pd.DataFrame(
+        {
+            "message_id": ["m1"],
+            "customer_id": ["c0"],
+            "channel": ["email"],
+            "event": [event],
+            "occurred_at": [pd.Timestamp("2025-02-01")],
+        }
+    )
+    messages, excluded = _outbound(customers, events=events)
+    assert messages.empty and set(excluded["reason"]) == {reason}

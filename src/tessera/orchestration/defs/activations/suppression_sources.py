@@ -18,11 +18,16 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from tessera.activations.suppressions import EVENT_COLUMNS, EVENT_REASONS, build_suppressions
+from tessera.activations.suppressions import (
+    EVENT_COLUMNS,
+    SUPPRESSING_EVENTS,
+    build_suppressions,
+    event_sql,
+)
 from tessera.warehouse.duckdb_io import read
 from tessera.warehouse.landing import landing_files, plan_table
 
-_EVENT_NAMES = ", ".join(f"'{e}'" for e in EVENT_REASONS)
+_EVENT_NAMES = ", ".join(f"'{e}'" for e in SUPPRESSING_EVENTS)
 
 
 def warehouse_events(con: duckdb.DuckDBPyConnection, before=None) -> pd.DataFrame:
@@ -41,7 +46,7 @@ def warehouse_events(con: duckdb.DuckDBPyConnection, before=None) -> pd.DataFram
         frame = read(
             con,
             f"select message_id, customer_id, channel, event, occurred_at, {source} as source "
-            f"from {table} where lower(trim(event)) in ({_EVENT_NAMES}) {where}",
+            f"from {table} where {event_sql('event')} in ({_EVENT_NAMES}) {where}",
             params,
         )
         if frame is not None and not frame.empty:
@@ -166,7 +171,7 @@ class SuppressionSources:
             "campaign_responses",
             "message_id, customer_id, channel, event, occurred_at, "
             "'landing:' || _source_file as source",
-            f"lower(trim(event)) in ({_EVENT_NAMES})",
+            f"{event_sql('event')} in ({_EVENT_NAMES})",
             skip=self.known_files,
         )
 
