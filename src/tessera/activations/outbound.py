@@ -53,7 +53,9 @@ MESSAGE_COLUMNS = [
 ]
 EXCLUDED_COLUMNS = ["as_of_date", "message_key", "campaign_id", "customer_id", "channel", "reason"]
 
-_PHONE_RE = r"^\+?[0-9]{7,15}$"
+#: SMS needs an international (E.164) number: a national one ('0151 ...') cannot be matched
+#: against a suppression written internationally, and Twilio would read it in its own country.
+_PHONE_RE = r"^\+[1-9][0-9]{6,14}$"
 
 
 def _ensure(df: pd.DataFrame, columns: Mapping[str, object]) -> pd.DataFrame:

@@ -370,3 +370,17 @@ def test_sendgrid_and_past_tense_event_names_in_a_landed_file_suppress(event, re
     )
     messages, excluded = _outbound(customers, events=events)
     assert messages.empty and set(excluded["reason"]) == {reason}
+
+
+@pytest.mark.parametrize("phone", ["015112345678", "0151 1234 5678", "+015112345678", "+4915"])
+def test_sms_to_a_number_that_is_not_international_is_invalid(phone):
+    # '+49 151 ...' opted out; '0151 ...' may be the same phone, and nothing can tell.
+    customers = _customers(["a@shop.com", "b@shop.com"], phones=["+4915112345678", phone])
+    customers["channel"] = "sms"
+    customers["is_sms_opt_in"] = [False, True]
+    messages, excluded = _outbound(customers)
+    assert messages.empty
+    assert dict(zip(excluded.customer_id, excluded.reason, strict=True)) == {
+        "c0": "no_consent",
+        "c1": "invalid_contact",
+    }
