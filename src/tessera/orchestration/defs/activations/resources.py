@@ -36,6 +36,22 @@ _SINK_TWILIO_TOKEN = "local-sink-token"
 _SINK_WEBHOOK_SECRET = "local-sink-webhook-secret"
 
 
+_SEND_AHEAD_LOW, _SEND_AHEAD_HIGH = CANCEL_BEFORE_S // 60, MAX_SEND_AHEAD_S // 60
+SEND_AHEAD_RULE = (
+    f"must be a number of minutes more than {_SEND_AHEAD_LOW} (SendGrid cancels no batch "
+    f"later) and at most {_SEND_AHEAD_HIGH} (72 hours)"
+)
+
+
+def schedulable_minutes(minutes: float) -> bool:
+    """Whether SendGrid can schedule this far ahead and still cancel after a crash.
+
+    NaN and infinity fail every comparison, so they are refused first: they would reach
+    ``int(time.time() + nan)`` in the middle of a send.
+    """
+    return math.isfinite(minutes) and _SEND_AHEAD_LOW < minutes <= _SEND_AHEAD_HIGH
+
+
 class ActivationSettings(dg.ConfigurableResource):
     """How Tessera sends: providers and credentials, approval, kill switch, volume ceilings."""
 
@@ -90,13 +106,8 @@ class ActivationSettings(dg.ConfigurableResource):
     @field_validator("send_ahead_minutes")
     @classmethod
     def _schedulable(cls, value: float) -> float:
-        # NaN passes every comparison: it would reach int(time.time() + nan) mid-send.
-        low, high = CANCEL_BEFORE_S // 60, MAX_SEND_AHEAD_S // 60
-        if not math.isfinite(value) or not low < value <= high:
-            raise ValueError(
-                f"TESSERA_SEND_AHEAD_MINUTES={value!r} must be a number of minutes more than "
-                f"{low} (SendGrid cancels no batch later) and at most {high} (72 hours)"
-            )
+        if not schedulable_minutes(value):
+            raise ValueError(f"TESSERA_SEND_AHEAD_MINUTES={value!r} {SEND_AHEAD_RULE}")
         return value
 
     @field_validator("volume_ceiling_floor", "volume_ceiling_factor")
@@ -258,17 +269,12 @@ def build_activation_settings(env: Mapping[str, str] | None = None) -> Activatio
         )
     if env.get("TESSERA_SEND_AHEAD_MINUTES", "").strip():
         text = env["TESSERA_SEND_AHEAD_MINUTES"]
-        low, high = CANCEL_BEFORE_S // 60, MAX_SEND_AHEAD_S // 60
         try:
             minutes = float(text)
         except ValueError:
             minutes = math.nan
-        # float() also reads 'nan' and 'inf', which every comparison below would let through.
-        if not math.isfinite(minutes) or not low < minutes <= high:
-            raise ProviderConfigError(
-                f"TESSERA_SEND_AHEAD_MINUTES must be a number of minutes more than {low} and at "
-                f"most {high} (72 hours), got {text!r}"
-            )
+        if not schedulable_minutes(minutes):
+            raise ProviderConfigError(f"TESSERA_SEND_AHEAD_MINUTES {SEND_AHEAD_RULE}, got {text!r}")
         kwargs["send_ahead_minutes"] = minutes
     # The floor of the daily per-channel ceiling: what a first day (no history yet) may send.
     if env.get("TESSERA_VOLUME_CEILING_FLOOR", "").strip():
