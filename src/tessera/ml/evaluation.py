@@ -9,16 +9,17 @@ import pandas as pd
 from scipy import stats
 from sklearn import metrics as skm
 
-MODELS = ("blend", "lightgbm_bgnbd", "lightgbm", "bgnbd", "rfm", "scores")
+MODELS = ("blend", "lightgbm_bgnbd", "lightgbm", "ensemble", "bgnbd", "rfm", "scores")
 MODEL_LABELS = {
     "scores": "Scores written (winners)",
     "blend": "Blend (LightGBM over BG/NBD + BG/NBD)",
     "lightgbm_bgnbd": "LightGBM over BG/NBD",
     "lightgbm": "LightGBM",
+    "ensemble": "Ensemble (equal-weight average of the LightGBMs; with BG/NBD for value)",
     "rfm": "RFM heuristic",
     "bgnbd": "BG/NBD + Gamma-Gamma",
 }
-LEARNT = ("blend", "lightgbm_bgnbd", "lightgbm")
+LEARNT = ("blend", "lightgbm_bgnbd", "lightgbm", "ensemble")
 BASELINES = ("bgnbd", "rfm")
 #: The metric each target's candidates are ranked on (higher is better).
 SELECTION_METRIC = {"churn": "auc", "value": "top_decile_share"}

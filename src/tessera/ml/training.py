@@ -34,7 +34,7 @@ class TrainConfig:
     learning_rate: float = 0.2
     #: Shallow trees: TreeSHAP (the per-customer drivers stored with every daily score) costs
     #: about depth^2 per tree and row; depth 3 scores 20k customers' drivers in a few seconds
-    #: with the same held-out AUC and Spearman as 15-leaf trees of any depth (README.md, "Predictive models").
+    #: with the same held-out AUC and Spearman as 15-leaf trees of any depth (docs/models.md).
     num_leaves: int = 8
     max_depth: int = 3
     #: The value model stores no per-customer contributions, so its trees may be deeper; a
@@ -112,7 +112,7 @@ class SlicePlan:
         return (
             f"trained on {self.label_window}-day label windows, the longest the history allows; "
             f"carried to the {self.horizon}-day horizon by BG/NBD's closed-form horizon "
-            f"scaling (see README 'Predictive models'){check}"
+            f"scaling (see docs/models.md){check}"
         )
 
 
@@ -394,10 +394,20 @@ def _refit_booster(
 
 
 #: Candidates per target, in the order ties are broken (a learnt model before a baseline).
-CANDIDATES = ("blend", "lightgbm_bgnbd", "lightgbm", "bgnbd", "rfm")
+CANDIDATES = ("blend", "lightgbm_bgnbd", "lightgbm", "ensemble", "bgnbd", "rfm")
 BASELINES = ("bgnbd", "rfm")
+#: The members of `ensemble`, averaged with equal weights (no weight to fit on a small
+#: validation slice): for churn the two LightGBM classifiers (log-odds), which err
+#: differently (one sees BG/NBD's outputs, one only the features); for value those two and
+#: BG/NBD x Gamma-Gamma (log revenue, a geometric mean). On CDNOW, BG/NBD as a third
+#: churn member lowered the AUC where it is the weakest member, while as a value member it
+#: raised the top-10% capture on every split (docs/models.md).
+ENSEMBLE_MEMBERS = {
+    "churn": ("lightgbm_bgnbd", "lightgbm"),
+    "value": ("lightgbm_bgnbd", "lightgbm", "bgnbd"),
+}
 #: What each candidate needs fitted besides itself.
-_NEEDS = {"blend": ("lightgbm_bgnbd", "bgnbd")}
+_NEEDS = {"blend": ("lightgbm_bgnbd", "bgnbd"), "ensemble": ("lightgbm_bgnbd", "lightgbm", "bgnbd")}
 LIGHTGBM_METHODS = ("lightgbm_bgnbd", "lightgbm")
 _EPS = 1e-4
 
@@ -490,6 +500,9 @@ class ChurnModel:
     #: (the rest is BG/NBD's), chosen on the validation slice.
     component: ChurnModel | None = None
     blend_weight: float = 1.0
+    #: For `ensemble`: the member models (`ENSEMBLE_MEMBERS["churn"]`), averaged on the
+    #: log-odds scale.
+    members: tuple[ChurnModel, ...] = ()
     #: log-odds of BG/NBD's error on the newest complete label window (observed minus
     #: predicted): the level anchor of the learnt candidates when there is no seasonal level.
     anchor: float | None = None
@@ -560,6 +573,9 @@ class ChurnModel:
             w = self.blend_weight
             mixed = _expit(w * _logit(learnt) + (1 - w) * _logit(q))
             return np.where(np.isfinite(q), mixed, learnt)
+        if method == "ensemble":
+            logits = [_logit(member.predict(frame, h)) for member in self.members]
+            return _expit(np.mean(logits, axis=0))
         raise RegistryError(f"unknown churn model method {method!r}")
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -591,7 +607,7 @@ class ValueModel:
     With a year of orders before the first snapshot the *level* of each date's total comes
     from the shop's seasonal index instead: total(t) = customers(t) x `level` x
     season_index(t) x horizon/window, `level` being the revenue per customer per unit of index
-    over the labelled dates (README.md, "Predictive models"). `buy_model` is the churn model,
+    over the labelled dates (docs/models.md). `buy_model` is the churn model,
     for the 12-month CLV.
     """
 
@@ -609,12 +625,22 @@ class ValueModel:
     #: For `blend`: the LightGBM-over-BG/NBD part and its weight (the rest is BG/NBD's).
     component: ValueModel | None = None
     blend_weight: float = 1.0
+    #: For `ensemble`: the member models (`ENSEMBLE_MEMBERS["value"]`), averaged on the log scale
+    #: (a geometric mean, so one member's outlier does not set the ranking).
+    members: tuple[ValueModel, ...] = ()
     #: actual / BG/NBD x Gamma-Gamma revenue on the newest complete label window: the level
     #: anchor of the learnt candidates when there is no seasonal level.
     anchor: float | None = None
 
     def predict_churn(self, frame: pd.DataFrame) -> np.ndarray:
         return self.buy_model.predict(frame)
+
+    def seasonal_level(self) -> float | None:
+        """The seasonal level that sets this model's totals: its own, or for `blend` and
+        `ensemble` that of the part whose per-date total they keep (None: no season used)."""
+        part = self.component or (self.members[0] if getattr(self, "members", ()) else None)
+        own = getattr(self, "level", None)
+        return own if own is not None or part is None else part.seasonal_level()
 
     def _spec(self) -> FeatureSpec:
         return getattr(self, "spec", None) or self.buy_model.spec
@@ -672,6 +698,18 @@ class ValueModel:
             # take only the ranking from the blend.
             keys = pd.to_datetime(frame["as_of_date"]).to_numpy()
             part_total = pd.Series(learnt).groupby(keys).transform("sum").to_numpy()
+            mixed_total = pd.Series(mixed).groupby(keys).transform("sum").to_numpy()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(mixed_total > 0, mixed * part_total / mixed_total, 0.0)
+        if method == "ensemble":
+            values = [member.predict(frame, horizon=h) for member in self.members]
+            mixed = np.exp(np.mean([np.log(np.clip(v, 1e-3, None)) for v in values], axis=0))
+            leader = self.members[0]
+            if getattr(leader, "level", None) is None:
+                return self.scale * mixed
+            # With a seasonal level keep the first member's total per date (as `blend` does).
+            keys = pd.to_datetime(frame["as_of_date"]).to_numpy()
+            part_total = pd.Series(values[0]).groupby(keys).transform("sum").to_numpy()
             mixed_total = pd.Series(mixed).groupby(keys).transform("sum").to_numpy()
             with np.errstate(divide="ignore", invalid="ignore"):
                 return np.where(mixed_total > 0, mixed * part_total / mixed_total, 0.0)
@@ -855,6 +893,10 @@ def _fit_candidates(
         churn["blend"] = replace(
             explainer, method="blend", component=churn["lightgbm_bgnbd"], blend_weight=weight
         )
+    if "ensemble" in methods:
+        churn["ensemble"] = replace(
+            explainer, method="ensemble", members=tuple(churn[m] for m in ENSEMBLE_MEMBERS["churn"])
+        )
 
     if reuse is None:
         if (train["label_value"] > 0).sum() < 20 or (valid["label_value"] > 0).sum() < 5:
@@ -928,7 +970,7 @@ def _fit_candidates(
         value["rfm"] = ValueModel(
             churn.get("rfm", explainer), None, horizon, method="rfm", label_window=window
         )
-    if "bgnbd" in value_methods or "blend" in value_methods:
+    if {"bgnbd", "blend", "ensemble"} & set(value_methods):
         value["bgnbd"] = ValueModel(
             churn.get("bgnbd", explainer),
             None,
@@ -962,6 +1004,21 @@ def _fit_candidates(
         if predicted.sum() > 0:
             blend.scale = float(calibrate_on["label_value"].sum() / predicted.sum())
         value["blend"] = blend
+    if "ensemble" in value_methods:
+        ensemble = ValueModel(
+            churn.get("ensemble", explainer),
+            None,
+            horizon,
+            method="ensemble",
+            label_window=window,
+            members=tuple(value[m] for m in ENSEMBLE_MEMBERS["value"]),
+            nonbuyer_value=nonbuyer_value,
+        )
+        calibrate_on = valid if reuse is None else _newest(train)
+        predicted = ensemble.predict(calibrate_on, horizon=window)
+        if predicted.sum() > 0:
+            ensemble.scale = float(calibrate_on["label_value"].sum() / predicted.sum())
+        value["ensemble"] = ensemble
     if not uses_season:
         newest = _newest(valid if reuse is None else train)
         churn_anchor, value_anchor = _bgnbd_errors(newest, window)

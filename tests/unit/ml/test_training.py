@@ -106,7 +106,14 @@ def test_value_model_total_is_close_to_actual_and_ranks(training):
     assert abs(m["total_error_pct"]) < 15
     assert m["spearman"] > 0.3
     # Every model is compared on the same rows.
-    assert set(result.metrics.index) == {"blend", "lightgbm_bgnbd", "lightgbm", "rfm", "bgnbd"}
+    assert set(result.metrics.index) == {
+        "blend",
+        "lightgbm_bgnbd",
+        "lightgbm",
+        "ensemble",
+        "rfm",
+        "bgnbd",
+    }
 
 
 def test_feature_list_is_data_driven_and_categories_are_stable():

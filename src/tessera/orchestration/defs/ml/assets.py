@@ -85,9 +85,9 @@ def models(
     warehouse: DuckDBResource,
     storage: DataStorage,
 ) -> dg.MaterializeResult:
-    """Churn and 90-day value models in data/models/, each the winner of five candidates on
+    """Churn and 90-day value models in data/models/, each the winner of six candidates on
     a held-out slice: LightGBM over BG/NBD's outputs, plain LightGBM, a blend of the first
-    with BG/NBD, BG/NBD + Gamma-Gamma and the RFM heuristic.
+    with BG/NBD, an equal-weight ensemble, BG/NBD + Gamma-Gamma and the RFM heuristic.
 
     Retrains when the champion is a week old (or none exists), from the feature snapshots
     whose label window closes before the cut-off; after the held-out comparison the winners
@@ -145,8 +145,8 @@ def models(
 def model_evaluation(storage: DataStorage) -> dg.MaterializeResult:
     """Evaluation report of the newest trained models on a later, untouched time slice.
 
-    Every candidate side by side (LightGBM over BG/NBD, LightGBM, the blend, BG/NBD +
-    Gamma-Gamma, the RFM heuristic): churn AUC, PR-AUC, Brier, calibration curve, cumulative
+    Every candidate side by side (LightGBM over BG/NBD, LightGBM, the blend, the
+    ensemble, BG/NBD + Gamma-Gamma, the RFM heuristic): churn AUC, PR-AUC, Brier, calibration curve, cumulative
     gain; value Spearman, top-10% revenue capture, MAE, RMSE, total predicted vs actual
     revenue, decile lift; which candidate won each target and by how much; the evaluation fit
     and the final fit; and the churn model's global feature importance. A red verdict means a
