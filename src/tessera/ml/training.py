@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import duckdb
@@ -13,51 +13,12 @@ import numpy as np
 import pandas as pd
 
 from tessera.ml.baselines import BGNBD_FEATURES, RFMBaseline, rfm_value
+from tessera.ml.config import TrainConfig
 from tessera.ml.errors import NotEnoughHistoryError, RegistryError
 from tessera.ml.evaluation import SELECTION_METRIC, compare_models, verdict
 from tessera.ml.features import SEASON_COLUMN, FeatureSpec, add_season_index, feature_columns
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters and the time layout of one training run."""
-
-    horizon_days: int = 90
-    #: Cap on training dates (0: all the history has; the count and spacing of snapshot
-    #: dates come from the history's length, see ml/transactions.py `snapshot_dates`).
-    train_dates: int = 0
-    valid_dates: int = 2
-    eval_dates: int = 1
-    num_boost_round: int = 200
-    learning_rate: float = 0.2
-    #: Shallow trees: TreeSHAP (the per-customer drivers stored with every daily score) costs
-    #: about depth^2 per tree and row; depth 3 scores 20k customers' drivers in a few seconds
-    #: with the same held-out AUC and Spearman as 15-leaf trees of any depth (docs/models.md).
-    num_leaves: int = 8
-    max_depth: int = 3
-    #: The value model stores no per-customer contributions, so its trees may be deeper; a
-    #: slower rate because early stopping on the Tweedie loss comes within ~100 rounds.
-    value_num_leaves: int = 15
-    value_learning_rate: float = 0.05
-    tweedie_variance_power: float = 1.5
-    min_data_in_leaf: int = 50
-    feature_fraction: float = 0.9
-    lambda_l2: float = 1.0
-    early_stopping_rounds: int = 30
-    #: Feed BG/NBD P(alive) and expected purchases to LightGBM as features.
-    bgnbd_features: bool = True
-    #: Scale predictions by the shop's seasonal index of the label window (needs a year of orders).
-    seasonality: bool = True
-    max_train_rows: int = 300_000
-    seed: int = 42
-    #: One thread: LightGBM's OpenMP threads spin badly when the cores are shared with
-    #: other pipeline steps, and one thread is also bit-for-bit reproducible.
-    num_threads: int = 1
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

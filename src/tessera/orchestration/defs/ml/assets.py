@@ -1,39 +1,26 @@
 """Dagster assets of the ml group: trained models, their evaluation report and daily scores."""
 
+import dataclasses
 import json
+import typing
 from datetime import date
-from typing import TYPE_CHECKING
 
 import dagster as dg
+import pydantic
 from dagster_duckdb import DuckDBResource
 
-# ml.* import LightGBM, scikit-learn and SciPy (seconds): they are imported inside the asset
-# bodies so that loading the Dagster definitions (UI, CLI, every run's start) stays fast.
-if TYPE_CHECKING:
-    from tessera.ml.training import TrainConfig
-
+# ml.training and friends import LightGBM, scikit-learn and SciPy (seconds): they are imported
+# inside the asset bodies so that loading the Dagster definitions (UI, CLI, every run's start)
+# stays fast. ml.config is light.
+from tessera.ml.config import TrainConfig
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from tessera.orchestration.defs.resources import DataStorage
 from tessera.reporting import markdown_table, png_markdown
 
 
-class ModelConfig(dg.Config):
-    """Hyperparameters and cadence of the churn and value models."""
+class _ModelSettings(dg.Config):
+    """What the `models` asset adds to the training configuration (cadence, cut-off, floors)."""
 
-    horizon_days: int = 90
-    #: Cap on training dates (0: every snapshot date the history has).
-    train_dates: int = 0
-    valid_dates: int = 2
-    num_boost_round: int = 200
-    learning_rate: float = 0.2
-    num_leaves: int = 8
-    max_depth: int = 3
-    min_data_in_leaf: int = 50
-    early_stopping_rounds: int = 30
-    bgnbd_features: bool = True
-    #: Set the predicted revenue level from the shop's seasonal index (needs a year of orders).
-    seasonality: bool = True
-    seed: int = 42
     #: Retrain when the champion's cut-off is this many days old or more.
     retrain_every_days: int = 7
     #: Training cut-off (YYYY-MM-DD); default: the run's partition date, else the data end.
@@ -41,26 +28,36 @@ class ModelConfig(dg.Config):
     churn_auc_floor: float = 0.6
     value_spearman_floor: float = 0.2
 
-    def train_config(self) -> "TrainConfig":
-        from tessera.ml.training import TrainConfig
-
+    def train_config(self) -> TrainConfig:
         return TrainConfig(
-            horizon_days=self.horizon_days,
-            train_dates=self.train_dates,
-            valid_dates=self.valid_dates,
-            num_boost_round=self.num_boost_round,
-            learning_rate=self.learning_rate,
-            num_leaves=self.num_leaves,
-            max_depth=self.max_depth,
-            min_data_in_leaf=self.min_data_in_leaf,
-            early_stopping_rounds=self.early_stopping_rounds,
-            bgnbd_features=self.bgnbd_features,
-            seasonality=self.seasonality,
-            seed=self.seed,
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)}
         )
 
     def floors(self) -> dict[str, float]:
         return {"churn": self.churn_auc_floor, "value": self.value_spearman_floor}
+
+
+def _derive_model_config() -> type[_ModelSettings]:
+    """The run config of the ml assets: every `TrainConfig` field (type, default, description)
+    plus `_ModelSettings`, so a hyperparameter is defined once, in ml/config.py."""
+    hints = typing.get_type_hints(TrainConfig)
+    derived = {
+        f.name: (
+            hints[f.name],
+            pydantic.Field(default=f.default, description=f.metadata.get("doc")),
+        )
+        for f in dataclasses.fields(TrainConfig)
+    }
+    return pydantic.create_model(
+        "ModelConfig",
+        __base__=_ModelSettings,
+        __module__=__name__,
+        __doc__="Hyperparameters (ml/config.py `TrainConfig`) and cadence of the churn and value models.",
+        **derived,
+    )
+
+
+ModelConfig = _derive_model_config()
 
 
 def _cutoff(context: dg.AssetExecutionContext, config: ModelConfig, end: date | None) -> date:
