@@ -204,6 +204,21 @@ def manual_entries(manual: pd.DataFrame) -> pd.DataFrame:
                 f"{file or 'suppressions'} row {row}: channel {channel!r} is not one of "
                 f"{', '.join(CHANNELS)}, all or empty (every channel); fix the entry"
             )
+        national = con.execute(
+            """select file, row_n, addr from entries
+            where address_n is not null and not starts_with(address_n, '+')
+              and regexp_full_match(address_n, '[0-9]{6,}')
+              and (ch = 'sms' or (channel_n = '*' and regexp_full_match(address_n, '0[1-9].*')))
+            limit 1"""
+        ).fetchall()
+        if national:
+            file, row, address = national[0]
+            raise SuppressionError(
+                f"{file or 'suppressions'} row {row}: phone number {address!r} has no country "
+                "code, so it would match no customer (customers' numbers are international, "
+                "'+49 151 ...'); write it with its country code ('+' or '00'), or set the "
+                "entry's channel to webhook/direct_mail if it is a customer id"
+            )
         out = con.execute(
             f"""
             select channel_n as channel, address_n as address,

@@ -151,6 +151,44 @@ def test_a_manual_entry_with_an_unknown_channel_names_its_file_and_row():
         build_suppressions(None, None, manual)
 
 
+@pytest.mark.parametrize(
+    ("address", "channel"),
+    [
+        ("0151 2345678", "sms"),
+        ("0151 2345678", ""),
+        ("(0)151-2345678", "all"),
+        ("2125551234", "sms"),
+    ],
+)
+def test_a_manual_phone_number_without_country_code_is_refused_not_silently_unmatched(
+    address, channel
+):
+    # Customers' numbers are international: a national entry would suppress nobody.
+    manual = pd.DataFrame(
+        {
+            "address": ["ok@x.com", address],
+            "channel": ["", channel],
+            "_source_file": "suppressions/crm.csv",
+            "_source_row": [1, 2],
+        }
+    )
+    with pytest.raises(
+        SuppressionError, match=r"suppressions/crm.csv row 2: phone number .*country"
+    ):
+        build_suppressions(None, None, manual)
+
+
+@pytest.mark.parametrize(
+    ("address", "channel"),
+    [("+49 151 2345678", "sms"), ("0049 151 2345678", ""), ("0012345", "webhook"), ("123456", "")],
+)
+def test_international_numbers_and_customer_ids_are_accepted_as_manual_entries(address, channel):
+    manual = pd.DataFrame(
+        {"address": [address], "channel": [channel], "_source_file": "s.csv", "_source_row": [1]}
+    )
+    assert len(build_suppressions(None, None, manual)) == 1
+
+
 def test_missing_sources_give_an_empty_list():
     assert build_suppressions(None, None, None).empty
 
