@@ -358,13 +358,14 @@ def _refit_booster(
 CANDIDATES = ("blend", "lightgbm_bgnbd", "lightgbm", "ensemble", "bgnbd", "rfm")
 BASELINES = ("bgnbd", "rfm")
 #: The members of `ensemble`, averaged with equal weights (no weight to fit on a small
-#: validation slice): for churn the two LightGBM classifiers (log-odds), which err
-#: differently (one sees BG/NBD's outputs, one only the features); for value those two and
-#: BG/NBD x Gamma-Gamma (log revenue, a geometric mean). On CDNOW, BG/NBD as a third
-#: churn member lowered the AUC where it is the weakest member, while as a value member it
-#: raised the top-10% capture on every split (docs/models.md).
+#: validation slice). Churn: the percentile ranks (per snapshot date) of the two LightGBM
+#: classifiers, which err differently (one sees BG/NBD's outputs, one only the features), and
+#: of BG/NBD's expected purchases over the horizon (fewest first), Platt-calibrated; BG/NBD's
+#: expected purchases rank churn better than its own P(no purchase) on every CDNOW split, and
+#: ranks put the three on one scale. Value: the two LightGBMs and BG/NBD x Gamma-Gamma, a
+#: geometric mean (docs/models.md).
 ENSEMBLE_MEMBERS = {
-    "churn": ("lightgbm_bgnbd", "lightgbm"),
+    "churn": ("lightgbm_bgnbd", "lightgbm", "bgnbd_expected_purchases"),
     "value": ("lightgbm_bgnbd", "lightgbm", "bgnbd"),
 }
 #: What each candidate needs fitted besides itself.
@@ -409,6 +410,21 @@ def carry_ratio(frame: pd.DataFrame, window: int, horizon: int) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = e_h / e_w
     return np.where(np.isfinite(ratio) & (e_w > 1e-9), ratio, horizon / window)
+
+
+def rank_average(scores: Sequence[np.ndarray], dates: pd.Series | np.ndarray) -> np.ndarray:
+    """Mean percentile rank (0..1, ties averaged) of each row under every score, ranked within
+    its date; a score missing for a row (NaN: BG/NBD has no summary of a customer without a
+    purchase) is left out of that row's mean."""
+    keys = np.asarray(dates)
+    ranks = [
+        pd.Series(np.asarray(v, float)).groupby(keys).rank(pct=True).to_numpy() for v in scores
+    ]
+    stacked = np.vstack(ranks)
+    known = np.isfinite(stacked)
+    count = known.sum(axis=0)
+    total = np.where(known, stacked, 0.0).sum(axis=0)
+    return np.where(count > 0, total / np.maximum(count, 1), 0.5)
 
 
 def _bgnbd_pair(frame: pd.DataFrame, days: int, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -535,9 +551,17 @@ class ChurnModel:
             mixed = _expit(w * _logit(learnt) + (1 - w) * _logit(q))
             return np.where(np.isfinite(q), mixed, learnt)
         if method == "ensemble":
-            logits = [_logit(member.predict(frame, h)) for member in self.members]
-            return _expit(np.mean(logits, axis=0))
+            return self.calibrate(self.ensemble_margin(frame, h))
         raise RegistryError(f"unknown churn model method {method!r}")
+
+    def ensemble_margin(self, frame: pd.DataFrame, horizon: int | None = None) -> np.ndarray:
+        """For `ensemble`: the log-odds of the members' mean percentile rank (see
+        `ENSEMBLE_MEMBERS`), which `platt` maps to a probability."""
+        window, h = self._days(horizon)
+        frame = self.spec.prepare(frame, h)
+        _, expected = _bgnbd_pair(frame, h, window)
+        probabilities = [member.predict(frame, h) for member in self.members]
+        return _logit(rank_average([*probabilities, -expected], frame["as_of_date"]))
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Per-customer, per-feature contributions to the churn log-odds (SHAP values).
@@ -855,9 +879,18 @@ def _fit_candidates(
             explainer, method="blend", component=churn["lightgbm_bgnbd"], blend_weight=weight
         )
     if "ensemble" in methods:
-        churn["ensemble"] = replace(
-            explainer, method="ensemble", members=tuple(churn[m] for m in ENSEMBLE_MEMBERS["churn"])
+        ensemble = replace(
+            explainer,
+            method="ensemble",
+            members=tuple(churn[m] for m in ENSEMBLE_MEMBERS["churn"] if m in churn),
+            anchor=None,
         )
+        calibrate_on = valid if reuse is None else _newest(train)
+        ensemble.platt = _platt(
+            ensemble.ensemble_margin(calibrate_on, window),
+            calibrate_on["label_churned"].to_numpy(float),
+        )
+        churn["ensemble"] = ensemble
 
     if reuse is None:
         if (train["label_value"] > 0).sum() < 20 or (valid["label_value"] > 0).sum() < 5:

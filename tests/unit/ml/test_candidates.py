@@ -7,17 +7,18 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from tessera.ml.errors import NotEnoughHistoryError
 from tessera.ml.evaluation import verdict
 from tessera.ml.training import (
     CANDIDATES,
     ENSEMBLE_MEMBERS,
-    _logit,
     carry_churn,
     carry_ratio,
     choose_label_window,
     plan_slices,
+    rank_average,
     select_winners,
 )
 
@@ -136,17 +137,32 @@ def test_a_check_that_would_train_on_few_of_the_final_dates_uses_half_windows():
 
 
 def test_the_ensemble_averages_its_members_with_equal_weights(training):
-    """Churn: the mean of the members' log-odds; value: their geometric mean. Only the level
-    (one constant per slice, set by the anchor or scale) may differ from the plain average."""
+    """Churn: a calibrated, monotone map of the members' mean percentile rank; value: their
+    geometric mean up to one level constant (set by the anchor or scale)."""
     _, _, result = training
-    p = result.predictions
-    churn = [_logit(p[f"churn_{m}"].to_numpy()) for m in ENSEMBLE_MEMBERS["churn"]]
-    shift = _logit(p["churn_ensemble"].to_numpy()) - np.mean(churn, axis=0)
-    assert len(ENSEMBLE_MEMBERS["churn"]) >= 2
-    assert np.ptp(shift) < 1e-6
+    p, held_out = result.predictions, result.held_out
+    assert ENSEMBLE_MEMBERS["churn"] == ("lightgbm_bgnbd", "lightgbm", "bgnbd_expected_purchases")
+    expected = held_out["bgnbd_expected_purchases"].to_numpy(float)
+    score = rank_average(
+        [p["churn_lightgbm_bgnbd"], p["churn_lightgbm"], -expected], p["as_of_date"]
+    )
+    rho = stats.spearmanr(score, p["churn_ensemble"]).statistic
+    assert rho > 0.999999
     value = [np.log(np.clip(p[f"value_{m}"], 1e-3, None)) for m in ENSEMBLE_MEMBERS["value"]]
     ratio = np.log(p["value_ensemble"].to_numpy()) - np.mean(value, axis=0)
     assert "bgnbd" in ENSEMBLE_MEMBERS["value"]
     assert np.ptp(ratio) < 1e-6
     # It is a candidate of its own, compared with the others on the held-out slice.
     assert "ensemble" in result.metrics.index
+
+
+def test_rank_average_ranks_within_each_date_and_skips_missing_scores():
+    dates = np.array(["d1", "d1", "d1", "d2", "d2"])
+    a = np.array([0.1, 0.5, 0.9, 10.0, 20.0])
+    b = np.array([3.0, 2.0, 1.0, np.nan, 5.0])
+    out = rank_average([a, b], dates)
+    # d1: a ranks 1/3, 2/3, 1; b ranks 1, 2/3, 1/3 -> the mean is 2/3 for all three.
+    assert out[:3] == pytest.approx([2 / 3] * 3)
+    # d2: the row without b keeps a's rank alone (0.5); the other averages 1 and 1.
+    assert out[3:] == pytest.approx([0.5, 1.0])
+    assert rank_average([np.array([np.nan])], np.array(["d"])) == pytest.approx([0.5])
