@@ -56,7 +56,8 @@ test: lint system-deps
 
 # Python (ruff) and SQL (sqlfluff over the dbt models, .sqlfluff); .pre-commit-config.yaml runs
 # the same. sqlfluff's dbt templater opens a profile connection: it gets a scratch data dir of
-# its own, so it never contends with a pipeline holding the warehouse.
+# its own, so it never contends with a pipeline holding the warehouse, and a placeholder
+# campaign date (customer_features compiles only with one).
 SQLFLUFF_DATA := $(abspath dbt_project/target/sqlfluff)
 lint: lint-python lint-sql
 
@@ -66,7 +67,7 @@ lint-python: setup
 
 lint-sql: setup
 	mkdir -p $(SQLFLUFF_DATA)
-	TESSERA_DATA_DIR=$(SQLFLUFF_DATA) $(BIN)/sqlfluff lint --processes 2 dbt_project/models
+	TESSERA_DATA_DIR=$(SQLFLUFF_DATA) TESSERA_AS_OF=2000-01-01 $(BIN)/sqlfluff lint --processes 2 dbt_project/models
 
 # Rewrites the dbt files generated from the rule registry (src/tessera/quality/rules.yml).
 quality-rules: setup

@@ -53,11 +53,11 @@
     case when isfinite({{ expression }}) then {{ expression }} end
 {%- endmacro %}
 
-{#- A boolean text: true/false, t/f, yes/no, y/n, 1/0 (any case); anything else is NULL. -#}
+{#- A boolean text: the registry's texts for true and false (any case); anything else is NULL. -#}
 {% macro parse_boolean(column) -%}
     case
-        when lower(trim({{ column }})) in ('true', 't', 'yes', 'y', '1') then true
-        when lower(trim({{ column }})) in ('false', 'f', 'no', 'n', '0') then false
+        when lower(trim({{ column }})) in ('{{ boolean_texts(true) | join("', '") }}') then true
+        when lower(trim({{ column }})) in ('{{ boolean_texts(false) | join("', '") }}') then false
     end
 {%- endmacro %}
 

@@ -9,7 +9,10 @@ with events as (
 ),
 
 order_days as (
-    select customer_id, activity_date, last_order_at
+    select
+        customer_id,
+        activity_date,
+        last_order_at
     from {{ ref('int_customer_orders_daily') }}
 ),
 
@@ -24,7 +27,8 @@ event_days as (
         sum(case when event_type = 'app_open' then 1 else 0 end) as app_opens,
         sum(case when event_type = 'add_to_cart' then 1 else 0 end) as add_to_carts,
         {%- for c in categories %}
-        sum(case when event_type = 'product_view' and category = '{{ c }}' then 1 else 0 end) as product_views_{{ c }},
+            sum(case when event_type = 'product_view' and category = '{{ c }}' then 1 else 0 end)
+                as product_views_{{ c }},
         {%- endfor %}
         max(occurred_at) as last_event_at,
         max(case when event_type = 'app_open' then occurred_at end) as last_app_open_at,
@@ -38,14 +42,17 @@ final as (
         event_days.*,
         case when event_days.last_cart_at is not null then 1 else 0 end as cart_days,
         case
-            when event_days.last_cart_at is not null
+            when
+                event_days.last_cart_at is not null
                 and (order_days.last_order_at is null or order_days.last_order_at < event_days.last_cart_at)
-            then 1 else 0
+                then 1
+            else 0
         end as abandoned_cart_days
     from event_days
     left join order_days
-        on event_days.customer_id = order_days.customer_id
-        and event_days.activity_date = order_days.activity_date
+        on
+            event_days.customer_id = order_days.customer_id
+            and event_days.activity_date = order_days.activity_date
 )
 
 select * from final

@@ -30,8 +30,8 @@ item_days as (
         customer_id,
         cast(ordered_at as date) as activity_date,
         {%- for c in categories %}
-        sum(case when category = '{{ c }}' then quantity else 0 end) as items_{{ c }},
-        sum(case when category = '{{ c }}' then line_amount else 0 end) as item_revenue_{{ c }},
+            sum(case when category = '{{ c }}' then quantity else 0 end) as items_{{ c }},
+            sum(case when category = '{{ c }}' then line_amount else 0 end) as item_revenue_{{ c }},
         {%- endfor %}
         sum(line_amount) as item_revenue
     from items
@@ -48,14 +48,15 @@ final as (
         order_days.last_completed_at,
         order_days.last_order_at,
         {%- for c in categories %}
-        coalesce(item_days.items_{{ c }}, 0) as items_{{ c }},
-        coalesce(item_days.item_revenue_{{ c }}, 0) as item_revenue_{{ c }},
+            coalesce(item_days.items_{{ c }}, 0) as items_{{ c }},
+            coalesce(item_days.item_revenue_{{ c }}, 0) as item_revenue_{{ c }},
         {%- endfor %}
         coalesce(item_days.item_revenue, 0) as item_revenue
     from order_days
     left join item_days
-        on order_days.customer_id = item_days.customer_id
-        and order_days.activity_date = item_days.activity_date
+        on
+            order_days.customer_id = item_days.customer_id
+            and order_days.activity_date = item_days.activity_date
 )
 
 select * from final

@@ -18,7 +18,8 @@ final as (
     select customers.customer_id
     from customers
     cross join share
-    where share.kept_share >= 1.0
+    where
+        share.kept_share >= 1.0
         or (hash(customers.customer_id || ':snapshot-sample') % 1000000) < share.kept_share * 1000000
 )
 

@@ -8,14 +8,14 @@ with snapshot_end as (
     {%- if snapshot_end %}
     select cast('{{ snapshot_end }}' as date) as snapshot_end
     {%- else %}
-    select cast({{ dbt.date_trunc('week', 'max(ordered_at)') }} as date) as snapshot_end
-    from {{ ref('stg_shop__orders') }}
+        select cast({{ dbt.date_trunc('week', 'max(ordered_at)') }} as date) as snapshot_end
+        from {{ ref('stg_shop__orders') }}
     {%- endif %}
 ),
 
 steps as (
     {%- for i in range(count) %}
-    select {{ i }} as step{{ ' union all' if not loop.last }}
+        select {{ i }} as step{{ ' union all' if not loop.last }}
     {%- endfor %}
 ),
 

@@ -24,9 +24,9 @@ final as (
         customer_version
     from history
     {%- if as_of is none %}
-    where is_current
+        where is_current
     {%- else %}
-    where {{ customer_version_at("cast('" ~ as_of ~ "' as date)", 'history') }}
+        where {{ customer_version_at("cast('" ~ as_of ~ "' as date)", 'history') }}
     {%- endif %}
 )
 

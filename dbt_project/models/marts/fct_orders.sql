@@ -9,7 +9,10 @@ items as (
 ),
 
 category_amounts as (
-    select order_id, category, sum(line_amount) as category_amount
+    select
+        order_id,
+        category,
+        sum(line_amount) as category_amount
     from items
     where category is not null
     group by 1, 2
@@ -20,12 +23,14 @@ top_categories as (
         order_id,
         category as top_category,
         -- ties go to the alphabetically first category, so reruns agree
-        row_number() over (partition by order_id order by category_amount desc, category) as category_rank
+        row_number() over (partition by order_id order by category_amount desc, category asc) as category_rank
     from category_amounts
 ),
 
 item_counts as (
-    select order_id, sum(quantity) as item_count
+    select
+        order_id,
+        sum(quantity) as item_count
     from items
     group by 1
 ),
@@ -54,8 +59,9 @@ final as (
     cross join sources
     left join item_counts on orders.order_id = item_counts.order_id
     left join top_categories
-        on orders.order_id = top_categories.order_id
-        and top_categories.category_rank = 1
+        on
+            orders.order_id = top_categories.order_id
+            and top_categories.category_rank = 1
 )
 
 select * from final

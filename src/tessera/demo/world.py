@@ -8,18 +8,14 @@ from datetime import date, timedelta
 
 import numpy as np
 
+from tessera.quality.registry import registry
+
 CATEGORIES = ("handbags", "shoes", "ski", "outdoor", "electronics", "beauty", "home", "apparel")
-EVENT_TYPES = ("page_view", "product_view", "add_to_cart", "search", "app_open")
-RESPONSE_EVENTS = (
-    "delivered",
-    "open",
-    "click",
-    "bounce",
-    "unsubscribe",
-    "spam_report",
-    "conversion",
-)
-ORDER_STATUSES = ("completed", "cancelled", "refunded")
+# The vocabularies staging accepts, from the rule registry (src/tessera/quality/rules.yml). The
+# generator draws by index, so their order there is part of the demo's output.
+EVENT_TYPES = registry().accepted("events", "invalid_event_type")
+RESPONSE_EVENTS = registry().accepted("campaign_responses", "invalid_event_type")
+ORDER_STATUSES = registry().accepted("orders", "invalid_status")
 
 _N_PRODUCTS = 60
 _DAY_S = 86_400

@@ -261,16 +261,43 @@ def validate(
         return SuiteResult(suite.name, suite.relation, 0,
                            problem=f"missing column(s) {', '.join(missing)}; found {', '.join(columns)}")  # fmt: skip
 
-    rules = list(suite.rules)
+    # A rule about a column the table lacks is not judged (optional columns, small test tables).
+    rules = [r for r in suite.rules if set(r.fields) <= set(columns)]
     if suite.previous_rows:
         lo_e, hi_e = th.row_count_error_band
         lo_w, hi_w = th.row_count_warn_band
-        rules.append(Rule(
+        # Beside row_count: the table's size is its first health sign, reported before row rules.
+        at = next((i + 1 for i, r in enumerate(rules) if r.name == "row_count"), 0)
+        rules.insert(at, Rule(
             "row_count_change",
             f"rows now / rows at the previous accepted run ({suite.previous_rows:,})",
             metric=f"count(*) / {float(suite.previous_rows)}",
             warn_min=lo_w, warn_max=hi_w, error_min=lo_e, error_max=hi_e,
         ))  # fmt: skip
+
+    # A landing table's rows are parsed, joined and ranked once: the metrics and the examples
+    # read the same materialised rows (a temporary table, gone with the connection's session).
+    source = suite.from_clause(tuple(columns))
+    if suite.materialise:
+        scratch = f"__quality_{suite.name}"
+        con.execute(f'create or replace temp table "{scratch}" as select * from {source}')
+        source = f'"{scratch}" as t'
+    try:
+        return _judge(con, suite, rules, source, columns, max_examples)
+    finally:
+        if suite.materialise:
+            con.execute(f'drop table if exists "{scratch}"')
+
+
+def _judge(
+    con: duckdb.DuckDBPyConnection,
+    suite: Suite,
+    rules: list[Rule],
+    source: str,
+    columns: list[str],
+    max_examples: int,
+) -> SuiteResult:
+    import great_expectations as gx
 
     selects = ["count(*) as __rows"]
     for rule in rules:
@@ -278,7 +305,7 @@ def validate(
         if rule.count_sql:
             selects.append(f'{rule.count_sql} as "{rule.name}__bad"')
     where = f" where {suite.where_sql}" if suite.where_sql else ""
-    sql = f"select {', '.join(selects)} from {suite.from_clause()}{where}"
+    sql = f"select {', '.join(selects)} from {source}{where}"
     metrics = con.execute(sql).df()
     rows = int(metrics["__rows"].iloc[0])
 
@@ -328,22 +355,25 @@ def validate(
             is_share=rule.condition is not None,
         ))  # fmt: skip
         if verdict[rule.name] is not None and rule.condition and max_examples:
-            result.examples[rule.name] = _examples(con, suite, rule, columns, max_examples)
+            result.examples[rule.name] = _examples(con, suite, rule, source, columns, max_examples)
     log.info("%s", result.headline())
     return result
 
 
 def _examples(
-    con: duckdb.DuckDBPyConnection, suite: Suite, rule: Rule, columns: list[str], limit: int
+    con: duckdb.DuckDBPyConnection,
+    suite: Suite,
+    rule: Rule,
+    source: str,
+    columns: list[str],
+    limit: int,
 ) -> pd.DataFrame:
     wanted = [c for c in (*suite.example_columns, *rule.fields) if c in columns]
     wanted += [c for c in ("_source_file", "_source_row") if c in columns]
     cols = ", ".join(f"t.{c}" for c in dict.fromkeys(wanted)) or "t.*"
     order = " order by t._source_file, t._source_row" if "_source_row" in columns else ""
     where = f"({rule.condition})" + (f" and {suite.where_sql}" if suite.where_sql else "")
-    return con.execute(
-        f"select {cols} from {suite.from_clause()} where {where}{order} limit {int(limit)}"
-    ).df()
+    return con.execute(f"select {cols} from {source} where {where}{order} limit {int(limit)}").df()
 
 
 # --- row-count history ------------------------------------------------------------------------

@@ -1,16 +1,28 @@
 """The expectation suites: what every landing table and mart must satisfy, with a severity per rule.
 
 A suite is plain data (no Great Expectations objects): each rule is an aggregate SQL metric over
-the table with a warn and/or error bound. Metrics are computed in DuckDB (one scan per table, so a
-50M-row table never travels to pandas) and then validated by Great Expectations in
-``tessera.quality.runner``. Row-level rules also carry the predicate of a bad row, so the
-runner can count them exactly and show a few examples with their source file and row.
+the table with a warn and/or error bound. The landing tables' row rules are the rule registry's
+(rules.yml), judged over the landed text parsed as staging parses it; the marts' keys, nulls,
+references and accepted values are the dbt tests of _marts.yml. Metrics are computed in DuckDB
+(one scan per table, so a 50M-row table never travels to pandas) and then validated by Great
+Expectations in ``tessera.quality.runner``. Row-level rules also carry the predicate of a bad
+row, so the runner can count them exactly and show a few examples with their source file and row.
 """
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
+
+import yaml
+
+from tessera.quality.registry import RowRule, quoted, registry
+from tessera.settings import DBT_PROJECT_DIR
+from tessera.warehouse.landing import CONTRACT
 
 
 class Severity(StrEnum):
@@ -88,8 +100,14 @@ class Suite:
     #: When set, the runner adds a row-count-change rule against this previous count.
     previous_rows: int | None = None
     notes: list[str] = field(default_factory=list)
+    #: Builds the FROM clause from the columns the table has (the landing tables' suites).
+    from_builder: Callable[[tuple[str, ...]], str] | None = None
+    #: Materialise the FROM clause once per validation (costly relations read by several queries).
+    materialise: bool = False
 
-    def from_clause(self) -> str:
+    def from_clause(self, columns: tuple[str, ...] = ()) -> str:
+        if self.from_builder is not None:
+            return self.from_builder(columns)
         return self.from_sql or f"{self.relation} as t"
 
 
@@ -111,40 +129,16 @@ def _num(col: str) -> str:
     return f"(case when isfinite({cast}) then {cast} end)"
 
 
-def _unparseable_ts(col: str) -> str:
-    return f"({_txt(col)} is not null and {_ts(col)} is null)"
-
-
-def _unparseable_num(col: str) -> str:
-    return f"({_txt(col)} is not null and {_num(col)} is null)"
-
-
-def _missing(*cols: str) -> str:
-    return "(" + " or ".join(f"{_txt(c)} is null" for c in cols) + ")"
-
-
 def _not_in(expr: str, allowed: tuple[str, ...]) -> str:
-    values = ", ".join(f"'{v}'" for v in allowed)
-    return f"({expr} is null or {expr} not in ({values}))"
-
-
-def _bad_boolean(col: str) -> str:
-    return _not_in(f"lower({_txt(col)})", BOOLEAN_TEXTS)
+    return f"({expr} is null or {expr} not in ({quoted(allowed)}))"
 
 
 def _lit_ts(value: str) -> str:
     return f"timestamp '{value}'"
 
 
-EVENT_TYPES = ("page_view", "product_view", "add_to_cart", "search", "app_open")
-ORDER_STATUSES = ("completed", "cancelled", "refunded")
-CHANNELS = ("email", "sms", "direct_mail", "webhook")
-RESPONSE_EVENTS = (
-    "delivered", "open", "click", "bounce", "unsubscribe", "spam_report", "conversion",
-)  # fmt: skip
-EMAIL_PATTERN = r"[^@\s]+@[^@\s]+\.[^@\s]+"
-PHONE_PATTERN = r"\+?[0-9][0-9 ()./-]{5,}[0-9]"
-BOOLEAN_TEXTS = ("true", "false", "t", "f", "yes", "no", "y", "n", "1", "0")
+_REGISTRY = registry()
+ORDER_STATUSES = _REGISTRY.accepted("orders", "invalid_status")
 
 
 @dataclass(frozen=True)
@@ -155,30 +149,12 @@ class Clock:
     as_of: str | None = None  # 'YYYY-MM-DD' (partition key), data strictly before it
 
 
-def _row_level(
-    name: str, description: str, condition: str, fields: tuple[str, ...], error_max: float | None
-) -> Rule:
-    """A row-level rule: any bad row warns (it is quarantined); too many block."""
-    return Rule(name, description, condition=condition, warn_max=0.0, error_max=error_max,
-                fields=fields)  # fmt: skip
-
-
 def _rows_rule(table: str, minimum: int = 1) -> Rule:
     return Rule(
         "row_count",
         f"{table} has at least {minimum} row(s)",
         metric="count(*)",
         error_min=float(minimum),
-    )
-
-
-def _future(table: str, col: str, clock: Clock, th: Thresholds) -> Rule:
-    return _row_level(
-        f"future_{col}",
-        f"{table}: {col} is later than now ({clock.now} UTC); such rows are quarantined",
-        f"{_ts(col)} > {_lit_ts(clock.now)}",
-        (col,),
-        th.max_bad_share,
     )
 
 
@@ -197,210 +173,229 @@ def _freshness(table: str, col: str, clock: Clock, th: Thresholds) -> Rule | Non
     )
 
 
-def raw_suite(table: str, clock: Clock, th: Thresholds | None = None) -> Suite:
-    """The contract of one landing table (``raw.<table>``, every column text as landed)."""
-    th = th or Thresholds()
-    builders = {
-        "customers": _raw_customers,
-        "orders": _raw_orders,
-        "order_items": _raw_order_items,
-        "events": _raw_events,
-        "campaign_responses": _raw_campaign_responses,
-    }
-    if table not in builders:
-        raise ValueError(f"no quality suite for landing table '{table}'")
-    return builders[table](clock, th)
+# --- the landing tables: the registry's row rules over the landed text, parsed as staging does ---
 
 
-def _with_copy_rank(relation: str, key: str) -> str:
-    """The table as ``t`` with ``_copy``: 1 for the first landed row of a key, 2+ for repeats.
+def _bool(col: str, value: bool) -> str:
+    return f"lower(trim(t.{col})) in ({quoted(_REGISTRY.booleans[value])})"
 
-    Like staging, the first copy in landing order (file, row) is the one kept.
+
+def _parse_boolean(col: str) -> str:
+    return f"(case when {_bool(col, True)} then true when {_bool(col, False)} then false end)"
+
+
+def _phone(phone: str, country: str) -> str:
+    """dbt's normalise_phone: E.164-like, the customer's calling code for national numbers."""
+    digits = f"regexp_replace(t.{phone}, '[^0-9]', '', 'g')"
+    national = " ".join(
+        f"when upper(trim(t.{country})) = '{code}' then '+{prefix}' || ltrim({digits}, '0')"
+        for code, prefix in _REGISTRY.calling_codes.items()
+    )
+    return (
+        f"(case when {_txt(phone)} is null then null "
+        f"when trim(t.{phone}) like '+%' then '+' || {digits} "
+        f"when {digits} like '00%' then '+' || substr({digits}, 3) {national} else {digits} end)"
+    )
+
+
+def _matches(expr: str, table: str, code: str) -> str:
+    pattern = _REGISTRY.rule(table, code).pattern
+    return f"coalesce(regexp_full_match({expr}, '{pattern}'), false)"
+
+
+#: Per landing table, the parsed columns the registry's predicates read, as the base_shop__<table>
+#: models of staging compute them (``t`` is the landed row).
+_PARSED: dict[str, dict[str, str]] = {
+    "customers": {
+        "customer_id": _txt("customer_id"),
+        "email": "nullif(lower(trim(t.email)), '')",
+        "phone": _phone("phone", "country"),
+        "created_at": _ts("created_at"),
+        "country": "nullif(upper(trim(t.country)), '')",
+        "first_name": _txt("first_name"),
+        "is_email_opt_in": f"coalesce({_parse_boolean('email_opt_in')}, false)",
+        "is_sms_opt_in": f"coalesce({_parse_boolean('sms_opt_in')}, false)",
+        "is_opt_in_unparseable": (
+            f"({_parse_boolean('email_opt_in')} is null and {_txt('email_opt_in')} is not null) "
+            f"or ({_parse_boolean('sms_opt_in')} is null and {_txt('sms_opt_in')} is not null)"
+        ),
+        "updated_at": _ts("updated_at"),
+        "updated_at_text": _txt("updated_at"),
+    },
+    "orders": {
+        "order_id": _txt("order_id"),
+        "customer_id": _txt("customer_id"),
+        "ordered_at": _ts("ordered_at"),
+        "amount": _num("amount"),
+        "status": "lower(trim(t.status))",
+    },
+    "order_items": {
+        "order_id": _txt("order_id"),
+        "product_id": _txt("product_id"),
+        "category": "nullif(lower(trim(t.category)), '')",
+        "quantity": _num("quantity"),
+        "unit_price": _num("unit_price"),
+    },
+    "events": {
+        "customer_id": _txt("customer_id"),
+        "occurred_at": _ts("occurred_at"),
+        "event_type": "lower(trim(t.event_type))",
+        "category": "nullif(lower(trim(t.category)), '')",
+    },
+    "campaign_responses": {
+        "message_id": _txt("message_id"),
+        "customer_id": _txt("customer_id"),
+        "campaign_id": _txt("campaign_id"),
+        "channel": "lower(trim(t.channel))",
+        "event": "lower(trim(t.event))",
+        "occurred_at": _ts("occurred_at"),
+        "revenue_text": _txt("revenue"),
+        "revenue": _num("revenue"),
+    },
+}
+
+#: The parent a landing table's rows must reference: (flag, parent table, key).
+_PARENTS: dict[str, tuple[str, str, str]] = {
+    "orders": ("is_known_customer", "customers", "customer_id"),
+    "events": ("is_known_customer", "customers", "customer_id"),
+    "campaign_responses": ("is_known_customer", "customers", "customer_id"),
+    "order_items": ("is_known_order", "orders", "order_id"),
+}
+
+#: What a customer copy says about the customer (staging's content_hash): copies with the same
+#: values are the same state.
+_CUSTOMER_CONTENT = ("email", "phone", "created_at", "country", "first_name", "is_email_opt_in",
+                     "is_sms_opt_in")  # fmt: skip
+
+
+def _flag(code: str) -> str:
+    return f"rule__{code}"
+
+
+def _passes_pre_duplicate(rules: tuple[RowRule, ...], max_ts: str) -> str:
+    """staging's passes_pre_duplicate_rules: no blocking rule but duplicate_key is broken."""
+    broken = " or ".join(
+        f"coalesce({r.condition(max_ts)}, false)"
+        for r in rules
+        if r.blocking and r.code != "duplicate_key"
+    )
+    return f"not ({broken})"
+
+
+def _landed_relation(table: str, clock: Clock, landed: tuple[str, ...]) -> str:
+    """The landing table as ``t``: its landed text, ``_source_file``/``_source_row``, and one
+    boolean ``rule__<code>`` per registry rule, judged as staging judges the row.
+
+    Only known parents are landed ones (staging knows only staged ones): the gate runs before
+    staging, and a parent that staging quarantines shows up under its own table's rules.
     """
-    return (
-        f"(select *, case when nullif(trim({key}), '') is not null then row_number() over "
-        f"(partition by trim({key}) order by _source_file, _source_row) end as _copy "
-        f"from {relation}) as t"
+    rules = _REGISTRY.rules(table)
+    max_ts = _lit_ts(clock.now)
+    present = set(landed)
+    columns = [c for c in CONTRACT[table].columns]
+    source = ", ".join(
+        (f"{c}" if c in present else f"cast(null as varchar) as {c}") for c in columns
     )
-
-
-def _with_customer_conflicts(relation: str) -> str:
-    """The customers as ``t`` with ``_conflict``: true for a copy of a customer_id that
-    disagrees with the first copy in the same file at the same updated_at (staging's
-    duplicate_key). The values are compared about as staging normalises them."""
-    state = ", ".join(
-        f"coalesce({expr}, chr(0))"
-        for expr in (
-            "lower(trim(email))",
-            "regexp_replace(phone, '[^0-9]', '', 'g')",
-            "trim(created_at)",
-            "upper(trim(country))",
-            "trim(first_name)",
-            "lower(trim(email_opt_in))",
-            "lower(trim(sms_opt_in))",
+    parsed = ", ".join(f"{expr} as p__{name}" for name, expr in _PARSED[table].items())
+    sql = (
+        f"select t.*, {parsed} from (select {source}, _source_file, _source_row "
+        f"from raw.{table}) as t"
+    )
+    # Predicates read the parsed names: expose them unprefixed beside the landed text.
+    renames = ", ".join(f"p__{name} as {name}" for name in _PARSED[table])
+    landed_cols = ", ".join(f"{c} as l__{c}" for c in columns)
+    sql = f"select {landed_cols}, _source_file, _source_row, {renames} from ({sql}) as s"
+    if table in _PARENTS:
+        flag, parent, key = _PARENTS[table]
+        sql = (
+            f"select c.*, parent.k is not null as {flag} from ({sql}) as c left join "
+            f"(select distinct nullif(trim({key}), '') as k from raw.{parent}) as parent "
+            f"on c.{key} = parent.k"
         )
+    if table == "customers":
+        sql = (
+            f"select v.*, {_matches('email', table, 'bad_email')} as is_email_valid, "
+            f"{_matches('phone', table, 'bad_phone')} as is_phone_valid from ({sql}) as v"
+        )
+    # Whether the row breaks no blocking rule but duplicate_key, computed once per row.
+    sql = f"select g.*, {_passes_pre_duplicate(rules, max_ts)} as is_good_copy from ({sql}) as g"
+    good = "is_good_copy"
+    if table == "customers":
+        content = ", ".join(
+            f"coalesce('=' || cast({c} as varchar), '~')" for c in _CUSTOMER_CONTENT
+        )
+        content = f"concat_ws(chr(31), {content})"
+        ranked = (
+            f"case when {good} then {content} <> first_value({content}) over (partition by "
+            f"customer_id, _source_file, updated_at, {good} order by _source_row) end "
+            "as is_conflicting_copy"
+        )
+    else:
+        key = ", ".join(_REGISTRY.rule(table, "duplicate_key").key)
+        ranked = (
+            f"case when {good} then row_number() over (partition by {key}, {good} "
+            "order by _source_file, _source_row) end as key_rank"
+        )
+    sql = f"select *, {ranked} from ({sql}) as r"
+    flags = ", ".join(f"coalesce({r.condition(max_ts)}, false) as {_flag(r.code)}" for r in rules)
+    out = ", ".join(f"l__{c} as {c}" for c in columns)
+    return f"(select {out}, _source_file, _source_row, {flags} from ({sql}) as k) as t"
+
+
+def _gate_bounds(rule: RowRule, th: Thresholds) -> dict[str, float]:
+    if rule.gate == "bad_share":
+        return {"warn_max": 0.0, "error_max": th.max_bad_share}
+    if rule.gate == "orphan_share":
+        return {"warn_max": 0.0, "error_max": th.max_orphan_share}
+    if rule.gate == "contact_share":
+        return {"warn_max": th.max_bad_contact_share}
+    return {"warn_max": 0.0}
+
+
+def _registry_rule(rule: RowRule, th: Thresholds) -> Rule:
+    return Rule(
+        rule.code,
+        f"{rule.table}: {rule.meaning}"
+        + ("" if rule.blocking else " (staged with a flag, not quarantined)"),
+        condition=f"t.{_flag(rule.code)}",
+        fields=rule.columns,
+        **_gate_bounds(rule, th),
     )
-    state = f"concat_ws(chr(31), {state})"
-    return (
-        f"(select *, nullif(trim(customer_id), '') is not null and {state} <> first_value({state}) "
-        "over (partition by trim(customer_id), _source_file, nullif(trim(updated_at), '') "
-        f"order by _source_row) as _conflict from {relation}) as t"
-    )
 
 
-def _parent_join(relation: str, key: str, alias: str, child_key: str | None = None) -> str:
-    child_key = child_key or key
-    return (
-        f" left join (select distinct trim({key}) as k from {relation}) as {alias} "
-        f"on trim(t.{child_key}) = {alias}.k"
-    )
+#: Landing tables whose latest timestamp must be fresh for the campaign date.
+_FRESHNESS = {"events": "occurred_at"}
+#: Landing tables that may be empty (optional sources whose absence the checks handle).
+_MAY_BE_EMPTY = {"campaign_responses"}
+_EXAMPLE_COLUMNS = {
+    "customers": ("customer_id",),
+    "orders": ("order_id", "customer_id"),
+    "order_items": ("order_id", "product_id"),
+    "events": ("customer_id",),
+    "campaign_responses": ("message_id", "customer_id"),
+}
 
 
-def _raw_customers(clock: Clock, th: Thresholds) -> Suite:
-    rules = [
-        _rows_rule("customers"),
-        _row_level("missing_customer_id", "customers without a customer_id",
-                   _missing("customer_id"), ("customer_id",), th.max_bad_share),
-        _row_level("duplicate_customer_id",
-                   "copies of a customer_id in one file at the same updated_at that disagree "
-                   "with the first (later files and updated_at values are updates, identical "
-                   "copies re-sends: neither counts)",
-                   "t._conflict", ("customer_id", "updated_at"), th.max_bad_share),
-        _row_level("unparseable_created_at", "customers whose created_at is not a timestamp",
-                   _unparseable_ts("created_at"), ("created_at",), th.max_bad_share),
-        _future("customers", "created_at", clock, th),
-        Rule("invalid_email", "customers whose email is present but malformed",
-             condition=f"not regexp_full_match({_txt('email')}, '{EMAIL_PATTERN}')",
-             warn_max=th.max_bad_contact_share, fields=("email",)),
-        Rule("invalid_phone", "customers whose phone is present but malformed",
-             condition=f"not regexp_full_match({_txt('phone')}, '{PHONE_PATTERN}')",
-             warn_max=th.max_bad_contact_share, fields=("phone",)),
-        Rule("unparseable_opt_in", "customers whose email_opt_in/sms_opt_in is not a yes/no value",
-             condition=f"({_bad_boolean('email_opt_in')} or {_bad_boolean('sms_opt_in')})",
-             warn_max=0.0, fields=("email_opt_in", "sms_opt_in")),
-    ]  # fmt: skip
+def raw_suite(table: str, clock: Clock, th: Thresholds | None = None) -> Suite:
+    """The contract of one landing table (``raw.<table>``, every column text as landed): its
+    columns, row count, freshness, and every row rule of the registry (rules.yml)."""
+    th = th or Thresholds()
+    if table not in _PARSED:
+        raise ValueError(f"no quality suite for landing table '{table}'")
+    rules = [_rows_rule(table, minimum=0 if table in _MAY_BE_EMPTY else 1)]
+    rules += [_registry_rule(r, th) for r in _REGISTRY.rules(table)]
+    if table in _FRESHNESS:
+        fresh = _freshness(table, _FRESHNESS[table], clock, th)
+        rules += [fresh] if fresh else []
     return Suite(
-        name="raw_customers",
-        relation="raw.customers",
-        required_columns=("customer_id", "email", "phone", "created_at", "country",
-                          "email_opt_in", "sms_opt_in"),
+        name=f"raw_{table}",
+        relation=f"raw.{table}",
+        required_columns=CONTRACT[table].required,
         rules=tuple(rules),
-        from_sql=_with_customer_conflicts("raw.customers"),
-        example_columns=("customer_id",),
-    )  # fmt: skip
-
-
-def _raw_orders(clock: Clock, th: Thresholds) -> Suite:
-    rules = [
-        _rows_rule("orders"),
-        _row_level("missing_key", "orders without an order_id or customer_id",
-                   _missing("order_id", "customer_id"), ("order_id", "customer_id"),
-                   th.max_bad_share),
-        _row_level("duplicate_order_id", "repeated copies of an order_id (first copy kept)",
-                   "t._copy > 1", ("order_id",), th.max_bad_share),
-        _row_level("unparseable_ordered_at", "orders whose ordered_at is missing or not a timestamp",
-                   f"{_ts('ordered_at')} is null", ("ordered_at",), th.max_bad_share),
-        _row_level("unparseable_amount", "orders whose amount is missing or not a number",
-                   f"{_num('amount')} is null", ("amount",), th.max_bad_share),
-        _row_level("negative_amount", "orders with a negative amount",
-                   f"{_num('amount')} < 0", ("amount",), th.max_bad_share),
-        _row_level("invalid_status", f"orders whose status is not one of {', '.join(ORDER_STATUSES)}",
-                   _not_in(f"lower({_txt('status')})", ORDER_STATUSES), ("status",),
-                   th.max_bad_share),
-        _row_level("unknown_customer", "orders whose customer_id is not in customers",
-                   f"{_txt('customer_id')} is not null and cust.k is null", ("customer_id",),
-                   th.max_orphan_share),
-        _future("orders", "ordered_at", clock, th),
-    ]  # fmt: skip
-    return Suite(
-        name="raw_orders",
-        relation="raw.orders",
-        required_columns=("order_id", "customer_id", "ordered_at", "amount", "currency", "status"),
-        rules=tuple(rules),
-        from_sql=_with_copy_rank("raw.orders", "order_id")
-        + _parent_join("raw.customers", "customer_id", "cust"),
-        example_columns=("order_id", "customer_id"),
+        from_builder=lambda landed: _landed_relation(table, clock, landed),
+        materialise=True,
+        example_columns=_EXAMPLE_COLUMNS[table],
     )
-
-
-def _raw_order_items(clock: Clock, th: Thresholds) -> Suite:
-    rules = [
-        _rows_rule("order_items"),
-        _row_level("missing_key", "order lines without an order_id or product_id",
-                   _missing("order_id", "product_id"), ("order_id", "product_id"),
-                   th.max_bad_share),
-        _row_level("invalid_quantity", "order lines whose quantity is not a number above 0",
-                   f"coalesce({_num('quantity')} <= 0, true)", ("quantity",), th.max_bad_share),
-        _row_level("invalid_unit_price", "order lines whose unit_price is not a number >= 0",
-                   f"coalesce({_num('unit_price')} < 0, true)", ("unit_price",),
-                   th.max_bad_share),
-        _row_level("unknown_order", "order lines whose order_id is not in orders",
-                   f"{_txt('order_id')} is not null and ord.k is null", ("order_id",),
-                   th.max_orphan_share),
-    ]  # fmt: skip
-    return Suite(
-        name="raw_order_items",
-        relation="raw.order_items",
-        required_columns=("order_id", "product_id", "category", "quantity", "unit_price"),
-        rules=tuple(rules),
-        from_sql="raw.order_items as t" + _parent_join("raw.orders", "order_id", "ord"),
-        example_columns=("order_id", "product_id"),
-    )
-
-
-def _raw_events(clock: Clock, th: Thresholds) -> Suite:
-    rules = [
-        _rows_rule("events"),
-        _row_level("missing_customer_id", "events without a customer_id",
-                   _missing("customer_id"), ("customer_id",), th.max_bad_share),
-        _row_level("unparseable_occurred_at", "events whose occurred_at is missing or not a timestamp",
-                   f"{_ts('occurred_at')} is null", ("occurred_at",), th.max_bad_share),
-        _row_level("invalid_event_type", f"events whose event_type is not one of {', '.join(EVENT_TYPES)}",
-                   _not_in(f"lower({_txt('event_type')})", EVENT_TYPES), ("event_type",),
-                   th.max_bad_share),
-        _row_level("unknown_customer", "events whose customer_id is not in customers",
-                   f"{_txt('customer_id')} is not null and cust.k is null", ("customer_id",),
-                   th.max_orphan_share),
-        _future("events", "occurred_at", clock, th),
-    ]  # fmt: skip
-    fresh = _freshness("events", "occurred_at", clock, th)
-    return Suite(
-        name="raw_events",
-        relation="raw.events",
-        required_columns=("customer_id", "occurred_at", "event_type", "category"),
-        rules=tuple(rules + ([fresh] if fresh else [])),
-        from_sql="raw.events as t" + _parent_join("raw.customers", "customer_id", "cust"),
-        example_columns=("customer_id",),
-    )
-
-
-def _raw_campaign_responses(clock: Clock, th: Thresholds) -> Suite:
-    rules = [
-        _rows_rule("campaign_responses", minimum=0),
-        _row_level("missing_key", "responses without a message_id or customer_id",
-                   _missing("message_id", "customer_id"), ("message_id", "customer_id"),
-                   th.max_bad_share),
-        _row_level("invalid_channel", f"responses whose channel is not one of {', '.join(CHANNELS)}",
-                   _not_in(f"lower({_txt('channel')})", CHANNELS), ("channel",), th.max_bad_share),
-        _row_level("invalid_event", f"responses whose event is not one of {', '.join(RESPONSE_EVENTS)}",
-                   _not_in(f"lower({_txt('event')})", RESPONSE_EVENTS), ("event",),
-                   th.max_bad_share),
-        _row_level("unparseable_occurred_at", "responses whose occurred_at is missing or not a timestamp",
-                   f"{_ts('occurred_at')} is null", ("occurred_at",), th.max_bad_share),
-        _row_level("unknown_customer", "responses whose customer_id is not in customers",
-                   f"{_txt('customer_id')} is not null and cust.k is null", ("customer_id",),
-                   th.max_orphan_share),
-        _future("campaign_responses", "occurred_at", clock, th),
-    ]  # fmt: skip
-    return Suite(
-        name="raw_campaign_responses",
-        relation="raw.campaign_responses",
-        required_columns=("message_id", "customer_id", "campaign_id", "channel", "event",
-                          "occurred_at"),
-        rules=tuple(rules),
-        from_sql="raw.campaign_responses as t" + _parent_join("raw.customers", "customer_id", "cust"),
-        example_columns=("message_id", "customer_id"),
-    )  # fmt: skip
 
 
 # --- marts (typed) -----------------------------------------------------------------------------
@@ -421,74 +416,145 @@ def _unique_join(relation: str, keys: tuple[str, ...], where: str | None = None)
     )
 
 
+#: The dbt tests of the marts (keys, nulls, references, accepted values) are defined once, in
+#: _marts.yml; the mart suites run the same tests as expectations, beside the value ranges no
+#: dbt test states.
+MARTS_YML = DBT_PROJECT_DIR / "models" / "marts" / "_marts.yml"
+
+
+@functools.cache
+def _mart_column_tests(path: Path = MARTS_YML) -> dict[str, tuple[tuple[str, object], ...]]:
+    """Per mart model, its column tests as (column, test) pairs, in file order."""
+    with path.open(encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh)
+    tests: dict[str, tuple[tuple[str, object], ...]] = {}
+    for model in doc.get("models", []):
+        pairs = []
+        for column in model.get("columns", []) or []:
+            for test in column.get("data_tests", []) or []:
+                pairs.append((column["name"], test))
+        tests[model["name"]] = tuple(pairs)
+    return tests
+
+
+def _ref_model(ref: str) -> str:
+    match = re.fullmatch(r"ref\('([a-z0-9_]+)'\)", ref.strip())
+    if not match:
+        raise ValueError(f"{MARTS_YML.name}: relationships to {ref!r} is not a ref('<model>')")
+    return match.group(1)
+
+
+def _yml_rules(table: str) -> tuple[list[Rule], list[tuple[tuple[str, ...], str]]]:
+    """The expectations of a mart's dbt column tests, and the joins they need (with the
+    columns each join reads)."""
+    rules: list[Rule] = []
+    joins: list[tuple[tuple[str, ...], str]] = []
+    for col, test in _mart_column_tests().get(table, ()):
+        name, args = (test, {}) if isinstance(test, str) else next(iter(test.items()))
+        args = (args or {}).get("arguments", args or {})
+        if name == "not_null":
+            rules.append(_strict(f"null_{col}", f"{col} is null", f"t.{col} is null", (col,)))
+        elif name == "unique":
+            alias = f"dup_{col}"
+            joins.append(
+                (
+                    (col,),
+                    f" left join (select {col}, count(*) as n from marts.{table} "
+                    f"group by {col}) as {alias} on t.{col} = {alias}.{col}",
+                )
+            )
+            rules.append(
+                _strict(
+                    f"duplicate_{col}", f"{col} appears more than once", f"{alias}.n > 1", (col,)
+                )
+            )
+        elif name == "relationships":
+            parent, field_ = _ref_model(args["to"]), args["field"]
+            alias = f"ref_{col}"
+            joins.append(
+                (
+                    (col,),
+                    f" left join (select distinct {field_} as k from marts.{parent}) "
+                    f"as {alias} on t.{col} = {alias}.k",
+                )
+            )
+            rules.append(
+                _strict(
+                    f"unknown_{field_.removesuffix('_id')}",
+                    f"{col} not in {parent}.{field_}",
+                    f"t.{col} is not null and {alias}.k is null",
+                    (col,),
+                )
+            )
+        elif name == "values_allowed_by_rule":
+            allowed = _REGISTRY.accepted(args["table"], args["code"])
+            rules.append(
+                _strict(
+                    args["code"],
+                    f"{col} not one of {', '.join(allowed)}",
+                    f"t.{col} not in ({quoted(allowed)})",
+                    (col,),
+                )
+            )
+    return rules, joins  # fmt: skip
+
+
+def _yml_from(table: str, joins: list[tuple[tuple[str, ...], str]]) -> Callable:
+    def build(columns: tuple[str, ...]) -> str:
+        present = set(columns)
+        return f"marts.{table} as t" + "".join(j for cols, j in joins if set(cols) <= present)
+
+    return build
+
+
+def _mart(
+    table: str,
+    required: tuple[str, ...],
+    extra: list[Rule],
+    example_columns: tuple[str, ...],
+    row_count: bool = True,
+) -> Suite:
+    rules, joins = _yml_rules(table)
+    head = [_rows_rule(table)] if row_count else []
+    return Suite(
+        name=table,
+        relation=f"marts.{table}",
+        required_columns=required,
+        rules=tuple(head + rules + extra),
+        from_builder=_yml_from(table, joins),
+        example_columns=example_columns,
+    )  # fmt: skip
+
+
 def mart_suite(
     table: str, clock: Clock, th: Thresholds | None = None, columns: tuple[str, ...] = ()
 ) -> Suite:
-    """The invariants of one mart; ``customer_features`` is judged for partition ``clock.as_of``."""
+    """The invariants of one mart; ``customer_features`` is judged for partition ``clock.as_of``.
+
+    Keys, nulls, references and accepted values are _marts.yml's dbt tests (run here as
+    expectations, rules named null_/duplicate_/unknown_ and the registry's code); value ranges
+    are stated here. Rules on columns the table lacks are not judged."""
     th = th or Thresholds()
     if table == "dim_customers":
-        return Suite(
-            name="dim_customers",
-            relation="marts.dim_customers",
-            required_columns=("customer_id", "email", "created_at", "is_email_valid"),
-            rules=(
-                _rows_rule("dim_customers"),
-                _strict("null_customer_id", "customers without a customer_id",
-                        "t.customer_id is null", ("customer_id",)),
-                _strict("duplicate_customer_id", "customer_id appears more than once",
-                        "dup.n > 1", ("customer_id",)),
-                _strict("null_created_at", "customers without created_at",
-                        "t.created_at is null", ("created_at",)),
-                Rule("invalid_email", "customers without a valid email (cannot be emailed)",
-                     condition="not coalesce(t.is_email_valid, false)",
-                     warn_max=th.max_bad_contact_share, fields=("email",)),
-            ),
-            from_sql="marts.dim_customers as t"
-            + _unique_join("marts.dim_customers", ("customer_id",)),
-            example_columns=("customer_id",),
-        )  # fmt: skip
+        return _mart("dim_customers", ("customer_id", "email", "created_at", "is_email_valid"), [
+            Rule("invalid_email", "customers without a valid email (cannot be emailed)",
+                 condition="not coalesce(t.is_email_valid, false)",
+                 warn_max=th.max_bad_contact_share, fields=("email",)),
+        ], ("customer_id",))  # fmt: skip
     if table == "fct_orders":
-        return Suite(
-            name="fct_orders",
-            relation="marts.fct_orders",
-            required_columns=("order_id", "customer_id", "ordered_at", "amount", "status"),
-            rules=(
-                _rows_rule("fct_orders"),
-                _strict("null_key", "orders without order_id or customer_id",
-                        "t.order_id is null or t.customer_id is null", ("order_id", "customer_id")),
-                _strict("duplicate_order_id", "order_id appears more than once", "dup.n > 1",
-                        ("order_id",)),
-                _strict("invalid_amount", "orders with a missing or negative amount",
-                        "coalesce(t.amount < 0, true)", ("amount",)),
-                _strict("invalid_status", f"status not one of {', '.join(ORDER_STATUSES)}",
-                        _not_in("t.status", ORDER_STATUSES), ("status",)),
-                _strict("future_ordered_at", f"ordered_at later than now ({clock.now} UTC)",
-                        f"t.ordered_at > {_lit_ts(clock.now)}", ("ordered_at",)),
-                _strict("unknown_customer", "customer_id not in dim_customers",
-                        "cust.customer_id is null", ("customer_id",)),
-            ),
-            from_sql="marts.fct_orders as t"
-            + _unique_join("marts.fct_orders", ("order_id",))
-            + " left join marts.dim_customers as cust on t.customer_id = cust.customer_id",
-            example_columns=("order_id", "customer_id"),
-        )  # fmt: skip
+        return _mart("fct_orders", ("order_id", "customer_id", "ordered_at", "amount", "status"), [
+            _strict("invalid_amount", "orders with a missing or negative amount",
+                    "coalesce(t.amount < 0, true)", ("amount",)),
+            _strict("future_timestamp", f"ordered_at at or after now ({clock.now} UTC)",
+                    f"t.ordered_at >= {_lit_ts(clock.now)}", ("ordered_at",)),
+        ], ("order_id", "customer_id"))  # fmt: skip
     if table == "fct_order_items":
-        return Suite(
-            name="fct_order_items",
-            relation="marts.fct_order_items",
-            required_columns=("order_id", "product_id", "quantity", "unit_price"),
-            rules=(
-                _strict("invalid_quantity", "order lines whose quantity is not above 0",
-                        "coalesce(t.quantity <= 0, true)", ("quantity",)),
-                _strict("invalid_unit_price", "order lines with a missing or negative unit_price",
-                        "coalesce(t.unit_price < 0, true)", ("unit_price",)),
-                _strict("unknown_order", "order lines whose order_id is not in fct_orders",
-                        "ord.order_id is null", ("order_id",)),
-            ),
-            from_sql="marts.fct_order_items as t"
-            + " left join marts.fct_orders as ord on t.order_id = ord.order_id",
-            example_columns=("order_id", "product_id"),
-        )  # fmt: skip
+        return _mart("fct_order_items", ("order_id", "product_id", "quantity", "unit_price"), [
+            _strict("invalid_quantity", "order lines whose quantity is not above 0",
+                    "coalesce(t.quantity <= 0, true)", ("quantity",)),
+            _strict("invalid_unit_price", "order lines with a missing or negative unit_price",
+                    "coalesce(t.unit_price < 0, true)", ("unit_price",)),
+        ], ("order_id", "product_id"), row_count=False)  # fmt: skip
     if table == "customer_features":
         return _customer_features(clock, th, columns)
     raise ValueError(f"no quality suite for mart '{table}'")

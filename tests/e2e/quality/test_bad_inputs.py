@@ -126,7 +126,7 @@ def _ten_fold_spike(shop: Shop) -> str:
 @pytest.mark.parametrize(
     ("dirty", "asset", "rule", "field"),
     [
-        (_amount_column_of_text, "raw_orders", "unparseable_amount", "amount"),
+        (_amount_column_of_text, "raw_orders", "unparseable_number", "amount"),
         (_ten_fold_spike, "raw_events", "row_count_change", None),
     ],
     ids=["wrong-type-column", "ten-fold-row-count"],
@@ -179,10 +179,10 @@ def test_stray_bad_rows_are_quarantined_with_reasons_and_the_warehouse_is_comple
     raw_orders = check(result, "raw_orders")
     assert raw_orders.severity.value == "WARN" and not raw_orders.passed
     for rule in (
-        "duplicate_order_id",
+        "duplicate_key",
         "unknown_customer",
-        "future_ordered_at",
-        "unparseable_amount",
+        "future_timestamp",
+        "unparseable_number",
     ):
         assert rule in raw_orders.description
     assert "part-extra.csv" in raw_orders.metadata["report"].value

@@ -140,5 +140,5 @@ def test_the_failure_reason_of_a_blocking_check_lists_its_failing_rules_only(sho
     result = _land(shop)
     step, reason = failure_reason(result)
     assert step == "raw_contract_checks"
-    assert reason.startswith("blocking check raw_orders contract: raw.orders: unparseable_amount")
+    assert reason.startswith("blocking check raw_orders contract: raw.orders: unparseable_number")
     assert "[warn]" not in reason

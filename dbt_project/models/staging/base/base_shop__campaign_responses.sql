@@ -1,15 +1,6 @@
 -- Landed campaign responses parsed and checked against the row-level rules (one row per landed row).
-{%- set rules = [
-    {'code': 'missing_key', 'condition': 'message_id is null or customer_id is null or campaign_id is null', 'blocking': true},
-    {'code': 'unparseable_timestamp', 'condition': 'occurred_at is null', 'blocking': true},
-    {'code': 'invalid_channel', 'condition': "channel is null or channel not in ('email', 'sms', 'direct_mail', 'webhook')", 'blocking': true},
-    {'code': 'invalid_event_type', 'condition': "event is null or event not in ('delivered', 'open', 'click', 'bounce', 'unsubscribe', 'spam_report', 'conversion')", 'blocking': true},
-    {'code': 'unparseable_number', 'condition': 'revenue is null and revenue_text is not null', 'blocking': true},
-    {'code': 'negative_amount', 'condition': 'revenue < 0', 'blocking': true},
-    {'code': 'future_timestamp', 'condition': 'occurred_at >= ' ~ max_source_timestamp(), 'blocking': true},
-    {'code': 'unknown_customer', 'condition': 'not is_known_customer', 'blocking': true},
-    {'code': 'duplicate_key', 'condition': 'key_rank > 1', 'blocking': true},
-] %}
+{#- The row rules come from the registry, src/tessera/quality/rules.yml. -#}
+{%- set rules = quality_rules('campaign_responses') %}
 
 with source as (
     select * from {{ source('raw', 'campaign_responses') }}
@@ -48,7 +39,7 @@ ranked as (
     -- one (same message, event and time) is a re-delivery.
     select
         *,
-        {{ duplicate_rank(rules, ['message_id', 'event', 'occurred_at']) }} as key_rank
+        {{ duplicate_rank(rules, quality_rule('campaign_responses', 'duplicate_key').key) }} as key_rank
     from checked
 ),
 

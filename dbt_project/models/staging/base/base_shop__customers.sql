@@ -3,15 +3,8 @@
 -- dim_customers_history), so repeated keys are no error. Only copies in one file at the same
 -- updated_at (both empty counts as the same) that disagree are: the first such copy wins and the
 -- others are duplicate_key. Identical copies (after normalisation) are re-sends, staged as is.
-{%- set rules = [
-    {'code': 'missing_key', 'condition': 'customer_id is null', 'blocking': true},
-    {'code': 'unparseable_timestamp', 'condition': 'created_at is null or (updated_at is null and updated_at_text is not null)', 'blocking': true},
-    {'code': 'future_timestamp', 'condition': 'created_at >= ' ~ max_source_timestamp() ~ ' or updated_at >= ' ~ max_source_timestamp(), 'blocking': true},
-    {'code': 'duplicate_key', 'condition': 'is_conflicting_copy', 'blocking': true},
-    {'code': 'bad_email', 'condition': 'email is not null and not is_email_valid', 'blocking': false},
-    {'code': 'bad_phone', 'condition': 'phone is not null and not is_phone_valid', 'blocking': false},
-    {'code': 'unparseable_boolean', 'condition': 'is_opt_in_unparseable', 'blocking': false},
-] %}
+{#- The row rules come from the registry, src/tessera/quality/rules.yml. -#}
+{%- set rules = quality_rules('customers') %}
 {#- What a copy says about the customer: two copies with the same values are the same state. -#}
 {%- set content_columns = [
     'email', 'phone', 'created_at', 'country', 'first_name', 'is_email_opt_in', 'is_sms_opt_in',
@@ -37,7 +30,7 @@ parsed as (
         coalesce({{ parse_boolean('email_opt_in') }}, false) as is_email_opt_in,
         coalesce({{ parse_boolean('sms_opt_in') }}, false) as is_sms_opt_in,
         ({{ parse_boolean('email_opt_in') }} is null and nullif(trim(email_opt_in), '') is not null)
-            or ({{ parse_boolean('sms_opt_in') }} is null and nullif(trim(sms_opt_in), '') is not null)
+        or ({{ parse_boolean('sms_opt_in') }} is null and nullif(trim(sms_opt_in), '') is not null)
             as is_opt_in_unparseable,
         {{ parse_utc_timestamp('updated_at') }} as updated_at,
         nullif(trim(updated_at), '') as updated_at_text,
@@ -61,10 +54,12 @@ validated as (
 ranked as (
     select
         *,
-        case when {{ passes_pre_duplicate_rules(rules) }}
-            then content_hash <> first_value(content_hash) over (
-                partition by customer_id, _source_file, updated_at, {{ passes_pre_duplicate_rules(rules) }}
-                order by _source_row)
+        case
+            when {{ passes_pre_duplicate_rules(rules) }}
+                then content_hash <> first_value(content_hash) over (
+                    partition by customer_id, _source_file, updated_at, {{ passes_pre_duplicate_rules(rules) }}
+                    order by _source_row
+                )
         end as is_conflicting_copy
     from validated
 ),

@@ -1,12 +1,6 @@
 -- Landed behavioural events parsed and checked against the row-level rules (one row per landed row).
-{%- set rules = [
-    {'code': 'missing_key', 'condition': 'customer_id is null', 'blocking': true},
-    {'code': 'unparseable_timestamp', 'condition': 'occurred_at is null', 'blocking': true},
-    {'code': 'invalid_event_type', 'condition': "event_type is null or event_type not in ('page_view', 'product_view', 'add_to_cart', 'search', 'app_open')", 'blocking': true},
-    {'code': 'future_timestamp', 'condition': 'occurred_at >= ' ~ max_source_timestamp(), 'blocking': true},
-    {'code': 'unknown_customer', 'condition': 'not is_known_customer', 'blocking': true},
-    {'code': 'duplicate_key', 'condition': 'key_rank > 1', 'blocking': true},
-] %}
+{#- The row rules come from the registry, src/tessera/quality/rules.yml. -#}
+{%- set rules = quality_rules('events') %}
 
 with source as (
     select * from {{ source('raw', 'events') }}
@@ -41,7 +35,7 @@ ranked as (
     -- category) is a re-delivery.
     select
         *,
-        {{ duplicate_rank(rules, ['customer_id', 'occurred_at', 'event_type', 'category']) }} as key_rank
+        {{ duplicate_rank(rules, quality_rule('events', 'duplicate_key').key) }} as key_rank
     from checked
 ),
 

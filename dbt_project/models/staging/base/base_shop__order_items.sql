@@ -1,12 +1,6 @@
 -- Landed order lines parsed and checked against the row-level rules (one row per landed row).
-{%- set rules = [
-    {'code': 'missing_key', 'condition': 'order_id is null or product_id is null', 'blocking': true},
-    {'code': 'unparseable_number', 'condition': 'quantity is null or unit_price is null or quantity <> floor(quantity)', 'blocking': true},
-    {'code': 'negative_quantity', 'condition': 'quantity < 0', 'blocking': true},
-    {'code': 'negative_amount', 'condition': 'unit_price < 0', 'blocking': true},
-    {'code': 'unknown_order', 'condition': 'not is_known_order', 'blocking': true},
-    {'code': 'duplicate_key', 'condition': 'key_rank > 1', 'blocking': true},
-] %}
+{#- The row rules come from the registry, src/tessera/quality/rules.yml. -#}
+{%- set rules = quality_rules('order_items') %}
 
 with source as (
     select * from {{ source('raw', 'order_items') }}
@@ -40,7 +34,7 @@ ranked as (
     -- Order lines have no key of their own: a line identical to an earlier one is a re-delivery.
     select
         *,
-        {{ duplicate_rank(rules, ['order_id', 'product_id', 'category', 'quantity', 'unit_price']) }} as key_rank
+        {{ duplicate_rank(rules, quality_rule('order_items', 'duplicate_key').key) }} as key_rank
     from checked
 ),
 

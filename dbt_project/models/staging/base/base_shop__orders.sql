@@ -1,14 +1,6 @@
 -- Landed orders parsed and checked against the row-level rules (one row per landed row).
-{%- set rules = [
-    {'code': 'missing_key', 'condition': 'order_id is null or customer_id is null', 'blocking': true},
-    {'code': 'unparseable_timestamp', 'condition': 'ordered_at is null', 'blocking': true},
-    {'code': 'unparseable_number', 'condition': 'amount is null', 'blocking': true},
-    {'code': 'invalid_status', 'condition': "status is null or status not in ('completed', 'cancelled', 'refunded')", 'blocking': true},
-    {'code': 'negative_amount', 'condition': 'amount < 0', 'blocking': true},
-    {'code': 'future_timestamp', 'condition': 'ordered_at >= ' ~ max_source_timestamp(), 'blocking': true},
-    {'code': 'unknown_customer', 'condition': 'not is_known_customer', 'blocking': true},
-    {'code': 'duplicate_key', 'condition': 'key_rank > 1', 'blocking': true},
-] %}
+{#- The row rules come from the registry, src/tessera/quality/rules.yml. -#}
+{%- set rules = quality_rules('orders') %}
 
 with source as (
     select * from {{ source('raw', 'orders') }}
@@ -43,7 +35,7 @@ checked as (
 ranked as (
     select
         *,
-        {{ duplicate_rank(rules, ['order_id']) }} as key_rank
+        {{ duplicate_rank(rules, quality_rule('orders', 'duplicate_key').key) }} as key_rank
     from checked
 ),
 
