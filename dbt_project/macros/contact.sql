@@ -13,19 +13,8 @@
     coalesce({{ regex_full_match(normalised, quality_rule('customers', 'bad_email').pattern) }}, false)
 {%- endmacro %}
 
-{#- E.164-like phone: '+' and digits. "+..." and "00..." carry their country code; other numbers
-    get the customer's country code with a national trunk '0' dropped. -#}
-{% macro normalise_phone(phone, country) -%}
-    case
-        when nullif(trim({{ phone }}), '') is null then null
-        when trim({{ phone }}) like '+%' then '+' || {{ digits_only(phone) }}
-        when {{ digits_only(phone) }} like '00%' then '+' || substr({{ digits_only(phone) }}, 3)
-        {%- for country_code, prefix in calling_codes().items() %}
-        when upper(trim({{ country }})) = '{{ country_code }}' then '+{{ prefix }}' || ltrim({{ digits_only(phone) }}, '0')
-        {%- endfor %}
-        else {{ digits_only(phone) }}
-    end
-{%- endmacro %}
+{#- normalise_phone(phone, country) is generated with the registry (quality_rules.sql) from
+    tessera.quality.phones, which the quality gate and the activations layer use as well. -#}
 
 {#- The pattern of the registry's rule bad_phone. -#}
 {% macro is_valid_phone(normalised) -%}

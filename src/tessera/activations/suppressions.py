@@ -29,13 +29,13 @@ Normalisation (both sides of every comparison go through the same rule):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 
 import duckdb
 import pandas as pd
 
 from tessera.activations.errors import ActivationError
+from tessera.quality import phones as quality_phones
 
 CHANNELS = ("email", "sms", "webhook", "direct_mail")
 #: A suppression on every channel (spam reports, manual entries without a channel).
@@ -100,21 +100,9 @@ def normalize_email(value: object) -> str | None:
 
 
 def normalize_phone(value: object) -> str | None:
-    """Digits, with one leading '+' when written internationally ('+' or '00')."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return None
-    text = str(value).strip(_WS)
-    if text.startswith(("+", "00")):
-        # '+49 (0)151 ...': the bracketed trunk zero is not dialled after a country code.
-        text = re.sub(r"\(\s*0\s*\)", "", text)
-    digits = re.sub(r"[^0-9]", "", text)
-    if not digits:
-        return None
-    if text.startswith("+"):
-        return "+" + digits
-    if digits.startswith("00") and len(digits) > 2:
-        return "+" + digits[2:]
-    return digits
+    """International numbers in E.164 ('+' and digits; '+' or '00' written, '(0)' dropped);
+    a national one stays digits, matching no customer (tessera.quality.phones, no country)."""
+    return quality_phones.normalize_phone(value)
 
 
 def match_key(address: str | None) -> str | None:
@@ -131,17 +119,7 @@ def email_sql(col: str) -> str:
 
 def phone_sql(col: str) -> str:
     """DuckDB expression equal to :func:`normalize_phone`."""
-    raw = f"trim(cast({col} as varchar), '{_WS_SQL}')"
-    text = (
-        f"(case when starts_with({raw}, '+') or starts_with({raw}, '00') "
-        f"then regexp_replace({raw}, '\\(\\s*0\\s*\\)', '', 'g') else {raw} end)"
-    )
-    digits = f"regexp_replace({text}, '[^0-9]', '', 'g')"
-    return f"""(case
-        when {digits} = '' then null
-        when starts_with({text}, '+') then '+' || {digits}
-        when starts_with({digits}, '00') and length({digits}) > 2 then '+' || substr({digits}, 3)
-        else {digits} end)"""
+    return quality_phones.phone_sql(col)
 
 
 def match_key_sql(col: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from tessera.quality.phones import phone_sql
 from tessera.quality.registry import REGISTRY_PATH, Registry, RowRule, registry
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -94,6 +95,14 @@ def render_macros(reg: Registry) -> str:
         chunk = ", ".join(f"{_jinja_text(k)}: {_jinja_text(v)}" for k, v in items[i : i + 7])
         lines.append(f"        {chunk},")
     lines += ["    }) }}", "{%- endmacro %}", ""]
+    lines += [
+        "{#- E.164 from what shops write: tessera.quality.phones (national numbers get the",
+        "    customer's calling code, their national prefix dropped). -#}",
+        "{% macro normalise_phone(phone, country) -%}",
+        "    " + phone_sql("{{ phone }}", "{{ country }}", reg).strip(),
+        "{%- endmacro %}",
+        "",
+    ]
     return "\n".join(lines)
 
 

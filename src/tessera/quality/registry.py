@@ -7,6 +7,7 @@ generator's vocabularies all come from here; see docs/quality.md.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,12 @@ class Registry:
     staged: dict[str, str]
     booleans: dict[bool, tuple[str, ...]]
     calling_codes: dict[str, str]
+    #: National (trunk) prefixes per country where they are not the default "0".
+    national_prefixes: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+    def national_prefix(self, country: str) -> tuple[str, ...]:
+        """The prefixes a national number of `country` may start with (dropped, first match)."""
+        return self.national_prefixes.get(country, ("0",))
 
     def rules(self, table: str) -> tuple[RowRule, ...]:
         if table not in self.tables:
@@ -149,7 +156,24 @@ def parse_registry(data: object) -> Registry:
             False: _texts("booleans.false", booleans.get("false")),
         },
         calling_codes={str(k): str(v) for k, v in calling.items()},
+        national_prefixes=_prefixes(data.get("national_prefixes") or {}, calling),
     )
+
+
+def _prefixes(spec: object, calling: dict) -> dict[str, tuple[str, ...]]:
+    if not isinstance(spec, dict):
+        raise RegistryError(f"{REGISTRY_PATH.name}: national_prefixes must be a mapping")
+    out = {}
+    for country, prefixes in spec.items():
+        where = f"{REGISTRY_PATH.name}: national_prefixes.{country}"
+        if str(country) not in {str(k) for k in calling}:
+            raise RegistryError(f"{where}: not a country of calling_codes")
+        if not isinstance(prefixes, list) or not all(
+            isinstance(p, str) and p.isdigit() for p in prefixes
+        ):
+            raise RegistryError(f"{where}: needs a list of digit strings (may be empty)")
+        out[str(country)] = tuple(prefixes)
+    return out
 
 
 @functools.cache

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from tessera.quality.phones import phone_sql
 from tessera.quality.registry import RowRule, quoted, registry
 from tessera.settings import DBT_PROJECT_DIR
 from tessera.warehouse.landing import CONTRACT
@@ -185,17 +186,8 @@ def _parse_boolean(col: str) -> str:
 
 
 def _phone(phone: str, country: str) -> str:
-    """dbt's normalise_phone: E.164-like, the customer's calling code for national numbers."""
-    digits = f"regexp_replace(t.{phone}, '[^0-9]', '', 'g')"
-    national = " ".join(
-        f"when upper(trim(t.{country})) = '{code}' then '+{prefix}' || ltrim({digits}, '0')"
-        for code, prefix in _REGISTRY.calling_codes.items()
-    )
-    return (
-        f"(case when {_txt(phone)} is null then null "
-        f"when trim(t.{phone}) like '+%' then '+' || {digits} "
-        f"when {digits} like '00%' then '+' || substr({digits}, 3) {national} else {digits} end)"
-    )
+    """dbt's normalise_phone (both are tessera.quality.phones)."""
+    return phone_sql(f"nullif(trim(t.{phone}), '')", f"t.{country}")
 
 
 def _matches(expr: str, table: str, code: str) -> str:
