@@ -92,7 +92,7 @@ def test_sends_wait_for_approval_then_go_out_once(setup):
     act = ActivationSettings(sink_url=sink.url)
     review = _run([outbound_messages], resources, act)
     assert review.success
-    meta = review.asset_materializations_for_node("outbound_messages")[0].metadata
+    meta = review.asset_materializations_for_node("activations__outbound_messages")[0].metadata
     assert (
         meta["messages"].value == N - N // 5 - N // 10
         and "winback" in meta["counts_per_campaign_channel"].value

@@ -17,7 +17,7 @@ def test_definitions_load_with_groups_and_the_daily_job() -> None:
     defs = load_defs()
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {"raw_customers", "raw_orders", "dim_customers", "customer_features"} <= keys
+    assert {"raw/customers", "raw/orders", "marts/dim_customers", "marts/customer_features"} <= keys
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert {"sources", "staging", "marts"} <= groups
     assert defs.resolve_job_def("daily_pipeline") is not None

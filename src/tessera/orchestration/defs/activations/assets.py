@@ -29,14 +29,28 @@ from tessera.orchestration.defs.activations.suppression_sources import (
     sent_addresses,
     warehouse_events,
 )
+from tessera.orchestration.defs.campaigns.assets import ASSIGNMENTS
+from tessera.orchestration.defs.ml.assets import customer_scores
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from tessera.orchestration.defs.resources import DataStorage
+from tessera.orchestration.defs.sources.assets import RAW_ASSET_KEYS
+from tessera.orchestration.defs.warehouse.assets import model_key
 from tessera.reporting import markdown_table, png_markdown
 from tessera.warehouse.duckdb_io import read, replace_dates
 
 GROUP = "activations"
 #: A file that pauses sending between batches (a kill switch that works mid-run).
 PAUSE_FILE = "SENDS_PAUSED"
+PROVIDER_EVENTS = dg.AssetKey(["activations", "provider_events"])
+#: What the suppression list is built from (suppression_sources.py), at review and at send time.
+SUPPRESSION_SOURCES = [
+    RAW_ASSET_KEYS["campaign_responses"],
+    RAW_ASSET_KEYS["suppressions"],
+    model_key("fct_campaign_responses"),
+    model_key("dim_customers"),
+    model_key("stg_shop__customers"),
+    PROVIDER_EVENTS,
+]
 
 
 @contextlib.contextmanager
@@ -66,13 +80,13 @@ def _content(catalog_path: str, environment: str = "default") -> pd.DataFrame:
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb", "python"},
+    key=["activations", "outbound_messages"],
     deps=[
-        dg.AssetKey("campaign_assignments"),
-        dg.AssetKey("dim_customers"),
-        dg.AssetKey("customer_features"),
-        dg.AssetKey("customer_scores"),
-        dg.AssetKey("fct_campaign_responses"),
-        dg.AssetKey("raw_suppressions"),
+        ASSIGNMENTS,
+        model_key("dim_customers"),
+        model_key("customer_features"),
+        customer_scores,
+        *SUPPRESSION_SOURCES,
     ],
     tags={"tessera/stage": "review"},
 )
@@ -171,6 +185,7 @@ class ApprovalConfig(dg.Config):
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb"},
+    key=["activations", "send_approvals"],
     deps=[outbound_messages],
     tags={"tessera/manual": "true"},
 )
@@ -271,7 +286,8 @@ class DeliveriesConfig(dg.Config):
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb", "sendgrid", "twilio"},
-    deps=[outbound_messages, send_approval],
+    key=["activations", "deliveries"],
+    deps=[outbound_messages, send_approval, *SUPPRESSION_SOURCES],
     tags={"tessera/stage": "send"},
 )
 def deliveries(
@@ -404,6 +420,7 @@ PROVIDER_EVENT_COLUMNS = (
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb", "parquet"},
+    key=PROVIDER_EVENTS,
     tags={"tessera/stage": "feedback"},
 )
 def provider_events(warehouse: DuckDBResource, storage: DataStorage) -> dg.MaterializeResult:
@@ -477,10 +494,11 @@ def _lift_chart(results: pd.DataFrame) -> str:
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb", "python"},
+    key=["activations", "campaign_results"],
     deps=[
-        dg.AssetKey("campaign_assignments"),
-        dg.AssetKey("fct_orders"),
-        dg.AssetKey("fct_campaign_responses"),
+        ASSIGNMENTS,
+        model_key("fct_orders"),
+        model_key("fct_campaign_responses"),
         provider_events,
     ],
     tags={"tessera/stage": "measure"},

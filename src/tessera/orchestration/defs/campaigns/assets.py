@@ -12,10 +12,13 @@ from tessera.campaigns.errors import MatrixInputError
 from tessera.campaigns.plan import plan_vs_actual, project_plan
 from tessera.orchestration.defs.campaigns.resources import CampaignCatalog
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from tessera.orchestration.defs.segments.assets import MICRO_SEGMENTS, SEGMENT_MEMBERSHIP
 from tessera.reporting import markdown_table, png_markdown
 from tessera.warehouse.duckdb_io import read, replace_dates
 
 GROUP = "campaigns"
+ASSIGNMENTS = dg.AssetKey(["campaigns", "campaign_assignments"])
+EXCLUSIONS = dg.AssetKey(["campaigns", "exclusions"])
 GRID_DATES = 7
 
 
@@ -76,25 +79,25 @@ def _check_previous_date(con, day: dt.date, allow_gap: bool) -> list[str]:
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            "campaign_assignments",
+            ASSIGNMENTS,
             description=(
                 "Who gets which campaign on date D, on which channel, and who is in the control "
                 "group (assigned and recorded, not contacted). One campaign per customer per "
                 "date; `locked_until` (exclusive) ends the duration lock. Activations send the "
                 "non-control rows."
             ),
-            deps=["segment_membership"],
+            deps=[SEGMENT_MEMBERSHIP],
             group_name=GROUP,
             kinds={"duckdb", "python"},
         ),
         dg.AssetSpec(
-            "campaign_exclusions",
+            EXCLUSIONS,
             description=(
                 "Why not: each (customer, campaign) pair that was eligible by target group but "
                 "not assigned, with the reason (always_exclude, no_consent, duration_period, cap, "
                 "lower_priority, capacity; the first rule that applies) and `taken_by`."
             ),
-            deps=["segment_membership"],
+            deps=[SEGMENT_MEMBERSHIP],
             group_name=GROUP,
             kinds={"duckdb", "python"},
         ),
@@ -102,19 +105,19 @@ def _check_previous_date(con, day: dt.date, allow_gap: bool) -> list[str]:
     check_specs=[
         dg.AssetCheckSpec(
             "one_campaign_per_customer",
-            asset="campaign_assignments",
+            asset=ASSIGNMENTS,
             blocking=True,
             description="No customer has two campaigns on one date.",
         ),
         dg.AssetCheckSpec(
             "no_new_campaign_inside_duration_lock",
-            asset="campaign_assignments",
+            asset=ASSIGNMENTS,
             blocking=True,
             description="Locked customers only enter campaigns flagged ignore_locks.",
         ),
         dg.AssetCheckSpec(
             "caps_and_capacity_respected",
-            asset="campaign_assignments",
+            asset=ASSIGNMENTS,
             blocking=True,
             description="No customer over a frequency cap; no channel over its daily capacity.",
         ),
@@ -165,7 +168,7 @@ def campaign_assignments(
     hist = history if history is not None else assignments.iloc[0:0]
     by_campaign = report.assignments_by_campaign(assignments, catalog)
     yield dg.MaterializeResult(
-        asset_key="campaign_assignments",
+        asset_key=ASSIGNMENTS,
         metadata={
             "dagster/row_count": len(assignments),
             "by_campaign_and_channel": dg.MetadataValue.md(markdown_table(by_campaign, 60)),
@@ -175,7 +178,7 @@ def campaign_assignments(
         },
     )
     yield dg.MaterializeResult(
-        asset_key="campaign_exclusions",
+        asset_key=EXCLUSIONS,
         metadata={
             "dagster/row_count": len(exclusions),
             "by_reason": dg.MetadataValue.md(
@@ -189,19 +192,19 @@ def campaign_assignments(
     caps = invariants.cap_violations(assignments, hist, catalog, day)
     capacity = invariants.capacity_violations(assignments, catalog)
     yield dg.AssetCheckResult(
-        asset_key="campaign_assignments",
+        asset_key=ASSIGNMENTS,
         check_name="one_campaign_per_customer",
         passed=duplicates == 0,
         metadata={"customers_with_two_campaigns": duplicates},
     )
     yield dg.AssetCheckResult(
-        asset_key="campaign_assignments",
+        asset_key=ASSIGNMENTS,
         check_name="no_new_campaign_inside_duration_lock",
         passed=locks == 0,
         metadata={"violations": locks},
     )
     yield dg.AssetCheckResult(
-        asset_key="campaign_assignments",
+        asset_key=ASSIGNMENTS,
         check_name="caps_and_capacity_respected",
         passed=caps == 0 and capacity == 0,
         metadata={"customers_over_cap": caps, "channels_over_capacity": capacity},
@@ -213,7 +216,8 @@ def campaign_assignments(
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb", "python"},
-    deps=["campaign_assignments", "campaign_exclusions", "micro_segments"],
+    key=["campaigns", "campaign_matrix"],
+    deps=[ASSIGNMENTS, EXCLUSIONS, MICRO_SEGMENTS],
 )
 def campaign_matrix(
     context: dg.AssetExecutionContext, warehouse: DuckDBResource, campaign_catalog: CampaignCatalog
@@ -299,7 +303,8 @@ def campaign_matrix(
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb", "python"},
-    deps=["campaign_assignments", "segment_membership"],
+    key=["campaigns", "campaign_plan"],
+    deps=[ASSIGNMENTS, SEGMENT_MEMBERSHIP],
 )
 def campaign_plan(
     context: dg.AssetExecutionContext,
@@ -350,7 +355,8 @@ def campaign_plan(
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb", "python"},
-    deps=["campaign_matrix", "campaign_plan"],
+    key=["campaigns", "plan_vs_actual"],
+    deps=[campaign_matrix, campaign_plan],
 )
 def campaign_plan_vs_actual(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     """For date D: customers per campaign as planned on each earlier date vs as actually run."""

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from tessera.orchestration.defs.resources import DataStorage
+from tessera.orchestration.defs.warehouse.assets import model_key
 from tessera.reporting import markdown_table, png_markdown
 
 
@@ -74,10 +75,12 @@ def _cutoff(context: dg.AssetExecutionContext, config: ModelConfig, end: date | 
 
 
 @dg.asset(
+    # Files, not a table: the registry in data/models/ (one folder per trained version).
+    key=["files", "models"],
     group_name="ml",
     kinds={"lightgbm"},
     pool=WAREHOUSE_POOL,
-    deps=[dg.AssetKey("customer_feature_snapshots"), dg.AssetKey("fct_orders")],
+    deps=[model_key("customer_feature_snapshots"), model_key("fct_orders")],
 )
 def models(
     context: dg.AssetExecutionContext,
@@ -141,7 +144,8 @@ def models(
     return dg.MaterializeResult(metadata=meta)
 
 
-@dg.asset(group_name="ml", kinds={"lightgbm"}, deps=[models])
+# A report (metadata only): it writes no table and no file.
+@dg.asset(key=["reports", "model_evaluation"], group_name="ml", kinds={"lightgbm"}, deps=[models])
 def model_evaluation(storage: DataStorage) -> dg.MaterializeResult:
     """Evaluation report of the newest trained models on a later, untouched time slice.
 
@@ -225,11 +229,12 @@ def model_evaluation(storage: DataStorage) -> dg.MaterializeResult:
 
 
 @dg.asset(
+    key=["ml", "customer_scores"],
     group_name="ml",
     kinds={"duckdb"},
     partitions_def=daily_partitions,
     pool=WAREHOUSE_POOL,
-    deps=[dg.AssetKey("customer_features"), models],
+    deps=[model_key("customer_features"), models],
 )
 def customer_scores(
     context: dg.AssetExecutionContext,

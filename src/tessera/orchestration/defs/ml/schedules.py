@@ -7,13 +7,14 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from tessera.orchestration.defs.ml.assets import model_evaluation, models
 from tessera.settings import load_settings
 
 _settings = load_settings()
 
 weekly_model_retrain = dg.define_asset_job(
     "weekly_model_retrain",
-    selection=dg.AssetSelection.assets("models", "model_evaluation"),
+    selection=dg.AssetSelection.assets(models, model_evaluation),
     description="Retrain churn and value models, evaluate them against the baselines, promote.",
 )
 
@@ -31,5 +32,5 @@ def weekly_model_retrain_schedule(context: dg.ScheduleEvaluationContext) -> dg.R
     key = scheduled.astimezone(tz).date().isoformat()
     return dg.RunRequest(
         run_key=f"retrain-{key}",
-        run_config={"ops": {"models": {"config": {"as_of": key, "retrain_every_days": 1}}}},
+        run_config={"ops": {models.op.name: {"config": {"as_of": key, "retrain_every_days": 1}}}},
     )
