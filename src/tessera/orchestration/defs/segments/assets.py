@@ -10,6 +10,7 @@ from tessera.campaigns.segmentation import segment_customers, unavailable_parts
 from tessera.orchestration.defs.campaigns.resources import CampaignCatalog
 from tessera.orchestration.defs.ml.assets import customer_scores
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from tessera.orchestration.defs.upstream import require_tables
 from tessera.orchestration.defs.warehouse.assets import model_key
 from tessera.reporting import markdown_table
 from tessera.warehouse.duckdb_io import read, replace_dates
@@ -88,14 +89,16 @@ def segments(
     day = dt.date.fromisoformat(context.partition_key)
     catalog = campaign_catalog.load()
     with warehouse.get_connection() as con:
+        require_tables(
+            con, SEGMENT_MEMBERSHIP, [model_key("customer_features"), model_key("dim_customers")]
+        )
         customers = read(
             con, _INPUT_SQL.format(scores=_SCORES, scores_join=_SCORES_JOIN), {"d": day}
         )
         if customers is None:
+            # Only the scores can be missing here (the other inputs were required above).
             context.log.warning("ml.customer_scores missing: segmenting without scores")
-            customers = read(con, _INPUT_SQL.format(scores="", scores_join=""), {"d": day})
-        if customers is None:
-            raise dg.Failure(f"marts.customer_features has no table yet: build it for {day} first")
+            customers = con.execute(_INPUT_SQL.format(scores="", scores_join=""), {"d": day}).df()
         not_provided = read(con, _SOURCES_NOT_PROVIDED_SQL, {"d": day})
         result = segment_customers(customers, catalog, day)
         replace_dates(
