@@ -16,15 +16,24 @@ from dagster_dbt import (
 from dagster_duckdb import DuckDBResource
 
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from tessera.orchestration.defs.resources import DBT_EXECUTABLE
 from tessera.reporting import markdown_table
 from tessera.settings import DBT_PROJECT_DIR, environment
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-# `dagster dev` re-parses the project on start; `make` and the tests run `dbt parse` themselves.
-dbt_project.prepare_if_dev()
-if not dbt_project.manifest_path.exists():
-    # A fresh clone without `make`: parse once so the definitions can load at all.
-    dbt_project.preparer.prepare(dbt_project)
+
+
+def parse_dbt_project() -> None:
+    """``dbt parse`` with this environment's dbt: dagster-dbt's own preparer runs the ``dbt`` on
+    PATH, which a fresh checkout without the venv's bin on PATH does not have."""
+    dbt = DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+    dbt.cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+
+
+# `dagster dev` re-parses the project on start (as prepare_if_dev would); a fresh clone without
+# `make` parses once so the definitions can load at all; `make` and the tests parse themselves.
+if dbt_project.preparer.using_dagster_dev() or not dbt_project.manifest_path.exists():
+    parse_dbt_project()
 
 #: dbt models that hold one slice per campaign date (built with `--vars {as_of: D}`).
 DAILY_MODELS = "customer_features"
