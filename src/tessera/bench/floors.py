@@ -69,8 +69,11 @@ def _columns(con: duckdb.DuckDBPyConnection, source: str) -> list[tuple[str, str
 
 
 def resolve_table(con: duckdb.DuckDBPyConnection, asset: str) -> str | None:
-    """The warehouse table of an asset: `raw_<t>` is raw.<t>, otherwise a table of that name."""
-    if asset.startswith("raw_"):
+    """The warehouse table of an asset: key `schema/table` is schema.table (the asset key
+    scheme), `raw_<t>` is raw.<t>, otherwise a table of that name."""
+    if "/" in asset:
+        candidates = [tuple(asset.split("/", 1))]
+    elif asset.startswith("raw_"):
         candidates = [("raw", asset.removeprefix("raw_"))]
     else:
         candidates = con.execute(

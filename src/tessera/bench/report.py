@@ -91,7 +91,7 @@ def stage_of(asset_name: str, group: str | None) -> str:
     """The benchmark stage an asset of the daily job belongs to, from its group and name."""
     name = asset_name.lower()
     group = (group or "").lower()
-    if group == "sources" or name.startswith("raw_"):
+    if group == "sources" or name.startswith(("raw_", "raw/")):
         return "landing"
     if group in ("staging", "intermediate", "marts", "quarantine", "warehouse"):
         return "dbt build"

@@ -226,10 +226,13 @@ def _stage_of_step(step_key: str, assets: dict[str, Any]) -> str:
     base = step_key.split("[")[0]
     if "check" in base or "contract" in base or "gate" in base:
         return "quality checks"
-    if base in assets:
-        return report.stage_of(base, assets[base]["group"])
-    for name, info in assets.items():
-        if name in base or base in name:
+    # An asset's step is named for its key with `/` as `__` (activations/deliveries).
+    by_step = {name.replace("/", "__"): name for name in assets}
+    if base in by_step:
+        return report.stage_of(by_step[base], assets[by_step[base]]["group"])
+    for step_name, name in by_step.items():
+        info = assets[name]
+        if step_name in base or base in step_name:
             return report.stage_of(name, info["group"])
     return report.stage_of(base, None)
 

@@ -97,8 +97,12 @@ def catch_up_selection(defs, job_name: str) -> list:
     """
     import dagster as dg
 
+    from tessera.orchestration.defs.sources.assets import RAW_ASSET_KEYS
+    from tessera.orchestration.defs.warehouse.assets import model_key
+
     graph = defs.resolve_asset_graph()
-    feedback = dg.AssetSelection.keys("raw_campaign_responses").downstream().resolve(graph)
+    feedback = dg.AssetSelection.assets(RAW_ASSET_KEYS["campaign_responses"]).downstream()
+    feedback = feedback.resolve(graph)
     keep = {
         k
         for k in graph.get_all_asset_keys()
@@ -106,7 +110,7 @@ def catch_up_selection(defs, job_name: str) -> list:
         or k in feedback
         or graph.get(k).group_name in ("ml", "activations")
     }
-    keep.discard(dg.AssetKey("customer_feature_snapshots"))
+    keep.discard(model_key("customer_feature_snapshots"))
     job_keys = set(defs.resolve_job_def(job_name).asset_layer.selected_asset_keys)
     return sorted(keep & job_keys)
 

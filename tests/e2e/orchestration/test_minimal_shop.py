@@ -117,7 +117,9 @@ def test_the_catalog_parts_that_need_missing_sources_are_named(minimal_run) -> N
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DAGSTER_HOME", str(data / "dagster_home"))
         instance = dg.DagsterInstance.get()
-        event = instance.get_latest_materialization_event(dg.AssetKey("segment_membership"))
+        event = instance.get_latest_materialization_event(
+            dg.AssetKey(["segments", "segment_membership"])
+        )
     parts = event.asset_materialization.metadata["unavailable_catalog_parts"].value
     assert parts["sources_not_provided"] == ["order_items", "events"]
     assert {"activity", "affinity"} <= set(parts["dimensions"])

@@ -84,9 +84,9 @@ def _asset_nodes(url: str) -> list[dict]:
 def test_ui_serves_the_asset_graph_with_groups(webserver: str) -> None:
     nodes = _asset_nodes(webserver)
     by_key = {"/".join(n["assetKey"]["path"]): n["groupName"] for n in nodes}
-    assert by_key["raw_orders"] == "sources"
-    assert by_key["customer_features"] == "marts"
-    assert by_key["stg_shop__orders"] == "staging"
+    assert by_key["raw/orders"] == "sources"
+    assert by_key["marts/customer_features"] == "marts"
+    assert by_key["staging/stg_shop__orders"] == "staging"
 
 
 def test_asset_graph_renders_in_headless_chromium(webserver: str, tmp_path: Path) -> None:

@@ -126,8 +126,8 @@ def _ten_fold_spike(shop: Shop) -> str:
 @pytest.mark.parametrize(
     ("dirty", "asset", "rule", "field"),
     [
-        (_amount_column_of_text, "raw_orders", "unparseable_number", "amount"),
-        (_ten_fold_spike, "raw_events", "row_count_change", None),
+        (_amount_column_of_text, "raw/orders", "unparseable_number", "amount"),
+        (_ten_fold_spike, "raw/events", "row_count_change", None),
     ],
     ids=["wrong-type-column", "ten-fold-row-count"],
 )
@@ -145,9 +145,12 @@ def test_contract_breach_blocks_every_downstream_asset_of_the_partition(
     report = evaluation.metadata["report"].value
     assert rule in report and "FAIL ERROR" in report
     built = materialized(result)
-    assert {"customer_features", "dim_customers", "fct_orders", "quarantine_summary"}.isdisjoint(
-        built
-    ), built
+    assert {
+        "marts/customer_features",
+        "marts/dim_customers",
+        "marts/fct_orders",
+        "reports/quarantine_summary",
+    }.isdisjoint(built), built
     _assert_built_layers_unchanged(shop)
     _assert_fixed_rerun_matches_clean(shop, table)
 
@@ -176,7 +179,7 @@ def test_stray_bad_rows_are_quarantined_with_reasons_and_the_warehouse_is_comple
     result = run_gated(shop)
 
     assert result.success
-    raw_orders = check(result, "raw_orders")
+    raw_orders = check(result, "raw/orders")
     assert raw_orders.severity.value == "WARN" and not raw_orders.passed
     for rule in (
         "duplicate_key",
@@ -197,18 +200,19 @@ def test_stray_bad_rows_are_quarantined_with_reasons_and_the_warehouse_is_comple
     ) == [("future_timestamp",)]
     summary = next(
         e for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == "quarantine_summary"
+        if e.asset_key.to_user_string() == "reports/quarantine_summary"
     ).materialization.metadata  # fmt: skip
     baseline_quarantined = shop.baseline["quarantine.quarantine_orders"][0]
     assert summary["quarantined_orders"].value == baseline_quarantined + 4
     assert "duplicate_key" in summary["by_table_and_reason"].value
-    assert check(result, "quarantine_summary", "row_accounting").passed
+    assert check(result, "reports/quarantine_summary", "row_accounting").passed
     accounting_is_balanced(shop)
     # Complete: every clean row made it, and nothing else did.
     for table in ("marts.fct_orders", "marts.dim_customers", "marts.customer_features"):
         assert fingerprints(shop, (table,))[table] == shop.baseline[table], table
     assert all(
-        check(result, a).passed for a in ("fct_orders", "dim_customers", "customer_features")
+        check(result, f"marts/{a}").passed
+        for a in ("fct_orders", "dim_customers", "customer_features")
     )
 
     shop.restore("orders")

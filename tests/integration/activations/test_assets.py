@@ -75,6 +75,16 @@ def _warehouse(path):
         con.execute("create table marts.dim_customers as select * from c")
         con.execute("create table marts.customer_features as select * from f")
         con.execute("create table marts.fct_orders as select * from o")
+        # Upstream tables the assets require, empty here: no scores, no responses yet.
+        con.execute(
+            "create table ml.customer_scores "
+            "(as_of_date date, customer_id varchar, top_drivers varchar)"
+        )
+        con.execute(
+            "create table marts.fct_campaign_responses (message_id varchar, customer_id varchar, "
+            "campaign_id varchar, channel varchar, event varchar, occurred_at timestamp, "
+            "revenue double)"
+        )
 
 
 def _run(assets, resources, activation, run_config=None, partition=D):
@@ -92,7 +102,7 @@ def test_sends_wait_for_approval_then_go_out_once(setup):
     act = ActivationSettings(sink_url=sink.url)
     review = _run([outbound_messages], resources, act)
     assert review.success
-    meta = review.asset_materializations_for_node("outbound_messages")[0].metadata
+    meta = review.asset_materializations_for_node("activations__outbound_messages")[0].metadata
     assert (
         meta["messages"].value == N - N // 5 - N // 10
         and "winback" in meta["counts_per_campaign_channel"].value

@@ -66,7 +66,7 @@ def test_events_and_entries_landed_after_approval_stop_those_messages_at_send_ti
     assert set(rows) == {"c2", "c3", "c6"}
     assert rows["c2"].startswith("unsubscribed") and rows["c6"].startswith("unsubscribed")
     assert rows["c3"].startswith("do_not_contact (suppressions/crm.csv:1 (do not contact))")
-    meta = sent.asset_materializations_for_node("deliveries")[0].metadata
+    meta = sent.asset_materializations_for_node("activations__deliveries")[0].metadata
     assert meta["suppressed_at_send"].value == 3
     listed = _ledger(
         db, "select count(*) from activations.suppressions where reason = 'do_not_contact'"

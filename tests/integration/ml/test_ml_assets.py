@@ -57,7 +57,7 @@ def shop(tmp_path_factory):
 
 
 def _config(**extra):
-    return dg.RunConfig(ops={"customer_scores": {"config": {**FAST, **extra}}})
+    return dg.RunConfig(ops={customer_scores.op.name: {"config": {**FAST, **extra}}})
 
 
 def test_first_daily_run_trains_from_empty_registry_then_reuses_it(shop):
@@ -98,14 +98,16 @@ def test_models_report_and_checks_materialize(shop):
     result = dg.materialize(
         [models, model_evaluation, models_quality_floor, lightgbm_beats_baselines],
         resources=shop,
-        run_config=dg.RunConfig(ops={"models": {"config": {**FAST, "as_of": D2.isoformat()}}}),
+        run_config=dg.RunConfig(
+            ops={models.op.name: {"config": {**FAST, "as_of": D2.isoformat()}}}
+        ),
         raise_on_error=False,
     )
     assert result.success
     report = [
         e
         for e in result.get_asset_materialization_events()
-        if e.asset_key.path == ["model_evaluation"]
+        if e.asset_key.path == ["reports", "model_evaluation"]
     ][0]
     md = report.materialization.metadata
     assert "data:image/png;base64" in md["calibration_curve"].value

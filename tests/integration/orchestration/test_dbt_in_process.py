@@ -25,7 +25,8 @@ def subset_run(
     result = dg.materialize(
         [raw_tables, warehouse_models],
         # Training snapshots are not an input of the daily features (and the slowest model).
-        selection=dg.AssetSelection.all() - dg.AssetSelection.assets("customer_feature_snapshots"),
+        selection=dg.AssetSelection.all()
+        - dg.AssetSelection.assets(["marts", "customer_feature_snapshots"]),
         resources=build_resources(root),
         raise_on_error=False,
     )
@@ -48,9 +49,9 @@ def test_a_subset_on_a_fresh_warehouse_runs_the_tests_of_what_it_builds_only(sub
         for e in result.all_events
         if e.event_type_value == "ASSET_OBSERVATION"
     }
-    assert "dim_customers" in tested
+    assert "marts/dim_customers" in tested
     # Their relationship tests to dim_customers would fail: the tables do not exist yet.
-    assert not {"customer_feature_snapshots", "customer_features"} & (tested | observed)
+    assert not {"marts/customer_feature_snapshots", "marts/customer_features"} & (tested | observed)
 
 
 def _copy(shop: Path, to: Path) -> Path:
@@ -97,10 +98,11 @@ def test_in_process_dbt_reports_the_same_assets_and_checks_as_the_subprocess(
     assert in_process.success and subprocess.success
     assert _reported(in_process) == _reported(subprocess)
     materialized, checks = _reported(in_process)
-    assert materialized["customer_features"].value > 1000
-    assert ("customer_features", "no_data_at_or_after_as_of_customer_features__max_source_at") in {
-        key for key in checks
-    }
+    assert materialized["marts/customer_features"].value > 1000
+    assert (
+        "marts/customer_features",
+        "no_data_at_or_after_as_of_customer_features__max_source_at",
+    ) in {key for key in checks}
     # Artefacts go beside the warehouse they describe, not into the shared project folder.
     assert (tmp_path / "a" / "dbt_target" / "run_results.json").exists()
 
@@ -143,7 +145,7 @@ def test_failing_dbt_test_fails_the_step_names_the_test_and_frees_the_warehouse(
     assert ": fail:" in message and "\x1b" not in message
     # The model built before its test failed: the run records both, the check as failed.
     materialized, checks = _reported(result)
-    assert "customer_features" in materialized
+    assert "marts/customer_features" in materialized
     failed = [name for (_, name), (passed, _) in checks.items() if not passed]
     assert failed == ["unique_combination_of_columns_customer_features_as_of_date__customer_id"]
     # dbt's in-process connection is closed: the file takes a new writer at once.
@@ -157,7 +159,7 @@ def test_a_subset_still_tests_its_models_against_tables_built_earlier(
     data = _copy(built_shop, tmp_path / "data")
     result = dg.materialize(
         [warehouse_models],
-        selection=dg.AssetSelection.assets("fct_campaign_responses"),
+        selection=dg.AssetSelection.assets(["marts", "fct_campaign_responses"]),
         resources=build_resources(data),
     )
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}

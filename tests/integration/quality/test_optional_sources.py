@@ -36,7 +36,7 @@ def shop(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@dg.asset(deps=[f"raw_{t}" for t in ("customers", "orders", "order_items", "events")])
+@dg.asset(deps=[["raw", t] for t in ("customers", "orders", "order_items", "events")])
 def downstream() -> None:
     """Stands for the warehouse build and everything after it."""
 
@@ -53,7 +53,7 @@ def _land(shop: Path) -> dg.ExecuteInProcessResult:
 
 def _check(result: dg.ExecuteInProcessResult, table: str) -> dg.AssetCheckEvaluation:
     return next(
-        e for e in result.get_asset_check_evaluations() if e.asset_key.path == [f"raw_{table}"]
+        e for e in result.get_asset_check_evaluations() if e.asset_key.path == ["raw", table]
     )
 
 
@@ -72,12 +72,12 @@ def test_absent_optional_tables_pass_as_source_not_provided(shop: Path) -> None:
         assert evaluation.metadata["source"].value == "source not provided"
     assert _check(result, "orders").metadata["source"].value == "provided"
     landed = {
-        e.asset_key.path[-1]: e.materialization.metadata
+        e.asset_key.to_user_string(): e.materialization.metadata
         for e in result.get_asset_materialization_events()
-        if e.asset_key.path[-1].startswith("raw_")
+        if e.asset_key.path[0] == "raw"
     }
-    assert landed["raw_events"]["source"].value == "source not provided"
-    assert landed["raw_events"]["dagster/row_count"].value == 0
+    assert landed["raw/events"]["source"].value == "source not provided"
+    assert landed["raw/events"]["dagster/row_count"].value == 0
     assert "downstream" in {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
 
 
@@ -140,5 +140,5 @@ def test_the_failure_reason_of_a_blocking_check_lists_its_failing_rules_only(sho
     result = _land(shop)
     step, reason = failure_reason(result)
     assert step == "raw_contract_checks"
-    assert reason.startswith("blocking check raw_orders contract: raw.orders: unparseable_number")
+    assert reason.startswith("blocking check raw/orders contract: raw.orders: unparseable_number")
     assert "[warn]" not in reason

@@ -26,7 +26,7 @@ LEAKY = (-2, 0.5)
 def _pipeline(values: tuple[int, float]):
     """A fake customer_features partition and a downstream asset, around the real check."""
 
-    @dg.asset(name="customer_features", partitions_def=daily_partitions)
+    @dg.asset(key=["marts", "customer_features"], partitions_def=daily_partitions)
     def customer_features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> None:
         days, share = values
         as_of = context.partition_key
@@ -73,7 +73,7 @@ def test_failing_partition_check_blocks_downstream_of_that_partition(tmp_path: P
         evaluation.description
     )
     assert "c2" in evaluation.metadata["report"].value  # the example row
-    assert _materialized(result) == {"customer_features"}
+    assert _materialized(result) == {"marts/customer_features"}
     assert evaluation.partition == D  # judged per partition
 
 
@@ -82,7 +82,7 @@ def test_passing_partition_check_lets_downstream_run(tmp_path: Path) -> None:
     assert result.success
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed, evaluation.description
-    assert _materialized(result) == {"customer_features", "customer_scores"}
+    assert _materialized(result) == {"marts/customer_features", "customer_scores"}
 
 
 def test_every_quality_check_is_blocking_so_errors_stop_downstream() -> None:

@@ -61,6 +61,10 @@ class DataStorage(dg.ConfigurableResource):
         return self.root / "outbox"
 
 
+#: The dbt of this environment (the venv's bin beside this Python), also when it is not on PATH.
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+
+
 class TesseraDbtCli(DbtCliResource):
     """dbt for the warehouse assets: in this process by default, as a subprocess on request.
 
@@ -134,7 +138,7 @@ def build_resources(data_dir: Path | None = None) -> dict[str, object]:
             project_dir=str(DBT_PROJECT_DIR),
             profiles_dir=str(DBT_PROJECT_DIR),
             # The dbt of this environment, also when the venv's bin is not on PATH.
-            dbt_executable=str(Path(sys.executable).parent / "dbt"),
+            dbt_executable=DBT_EXECUTABLE,
             data_dir=str(root),
         ),
     }

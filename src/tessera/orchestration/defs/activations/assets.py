@@ -29,14 +29,31 @@ from tessera.orchestration.defs.activations.suppression_sources import (
     sent_addresses,
     warehouse_events,
 )
+from tessera.orchestration.defs.campaigns.assets import ASSIGNMENTS
+from tessera.orchestration.defs.ml.assets import customer_scores
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from tessera.orchestration.defs.resources import DataStorage
+from tessera.orchestration.defs.sources.assets import RAW_ASSET_KEYS
+from tessera.orchestration.defs.upstream import require_tables
+from tessera.orchestration.defs.warehouse.assets import model_key
 from tessera.reporting import markdown_table, png_markdown
 from tessera.warehouse.duckdb_io import read, replace_dates
 
 GROUP = "activations"
 #: A file that pauses sending between batches (a kill switch that works mid-run).
 PAUSE_FILE = "SENDS_PAUSED"
+PROVIDER_EVENTS = dg.AssetKey(["activations", "provider_events"])
+OUTBOUND = dg.AssetKey(["activations", "outbound_messages"])
+RESULTS = dg.AssetKey(["activations", "campaign_results"])
+#: What the suppression list is built from (suppression_sources.py), at review and at send time.
+SUPPRESSION_SOURCES = [
+    RAW_ASSET_KEYS["campaign_responses"],
+    RAW_ASSET_KEYS["suppressions"],
+    model_key("fct_campaign_responses"),
+    model_key("dim_customers"),
+    model_key("stg_shop__customers"),
+    PROVIDER_EVENTS,
+]
 
 
 @contextlib.contextmanager
@@ -66,13 +83,13 @@ def _content(catalog_path: str, environment: str = "default") -> pd.DataFrame:
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb", "python"},
+    key=OUTBOUND,
     deps=[
-        dg.AssetKey("campaign_assignments"),
-        dg.AssetKey("dim_customers"),
-        dg.AssetKey("customer_features"),
-        dg.AssetKey("customer_scores"),
-        dg.AssetKey("fct_campaign_responses"),
-        dg.AssetKey("raw_suppressions"),
+        ASSIGNMENTS,
+        model_key("dim_customers"),
+        model_key("customer_features"),
+        customer_scores,
+        *SUPPRESSION_SOURCES,
     ],
     tags={"tessera/stage": "review"},
 )
@@ -90,30 +107,24 @@ def outbound_messages(
     campaign and channel and the samples, then approve with `send_approval`."""
     day = dt.date.fromisoformat(context.partition_key)
     with _connection(warehouse) as con:
-        assignments = read(
-            con, "select * from campaigns.campaign_assignments where as_of_date = $d", {"d": day}
-        )
-        if assignments is None:
-            raise ActivationError(
-                "campaigns.campaign_assignments does not exist: build the matrix first"
-            )
-        customers = read(con, "select * from marts.dim_customers")
-        features = read(
+        require_tables(
             con,
+            OUTBOUND,
+            [ASSIGNMENTS, model_key("dim_customers"), model_key("customer_features"),
+             customer_scores.key],
+        )  # fmt: skip
+        assignments = con.execute(
+            "select * from campaigns.campaign_assignments where as_of_date = $d", {"d": day}
+        ).df()
+        customers = con.execute("select * from marts.dim_customers").df()
+        features = con.execute(
             "select customer_id, top_category, top_viewed_category_30d from marts.customer_features where as_of_date = $d",
             {"d": day},
-        )
-        if features is None:
-            features = read(
-                con,
-                "select customer_id, top_category from marts.customer_features where as_of_date = $d",
-                {"d": day},
-            )
-        scores = read(
-            con,
+        ).df()
+        scores = con.execute(
             "select customer_id, top_drivers from ml.customer_scores where as_of_date = $d",
             {"d": day},
-        )
+        ).df()
         # The suppression list as known now (its own table), and the events before D that
         # partition D's review applies; the send-time check applies everything known then.
         sources = SuppressionSources(con, storage.landing_dir)
@@ -122,9 +133,9 @@ def outbound_messages(
         messages, excluded = build_outbound(
             day,
             assignments,
-            customers if customers is not None else pd.DataFrame(columns=["customer_id"]),
-            features if features is not None else pd.DataFrame(columns=["customer_id"]),
-            scores if scores is not None else pd.DataFrame(columns=["customer_id"]),
+            customers,
+            features,
+            scores,
             events_before,
             _content(activation.catalog_path, activation.environment),
             manual=_manual_entries(sources),
@@ -171,6 +182,7 @@ class ApprovalConfig(dg.Config):
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb"},
+    key=["activations", "send_approvals"],
     deps=[outbound_messages],
     tags={"tessera/manual": "true"},
 )
@@ -271,7 +283,8 @@ class DeliveriesConfig(dg.Config):
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb", "sendgrid", "twilio"},
-    deps=[outbound_messages, send_approval],
+    key=["activations", "deliveries"],
+    deps=[outbound_messages, send_approval, *SUPPRESSION_SOURCES],
     tags={"tessera/stage": "send"},
 )
 def deliveries(
@@ -404,6 +417,7 @@ PROVIDER_EVENT_COLUMNS = (
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb", "parquet"},
+    key=PROVIDER_EVENTS,
     tags={"tessera/stage": "feedback"},
 )
 def provider_events(warehouse: DuckDBResource, storage: DataStorage) -> dg.MaterializeResult:
@@ -477,10 +491,11 @@ def _lift_chart(results: pd.DataFrame) -> str:
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb", "python"},
+    key=RESULTS,
     deps=[
-        dg.AssetKey("campaign_assignments"),
-        dg.AssetKey("fct_orders"),
-        dg.AssetKey("fct_campaign_responses"),
+        ASSIGNMENTS,
+        model_key("fct_orders"),
+        model_key("fct_campaign_responses"),
         provider_events,
     ],
     tags={"tessera/stage": "measure"},
@@ -494,6 +509,12 @@ def campaign_results(
     are completed orders in the campaign window plus attributed conversion events."""
     day = dt.date.fromisoformat(context.partition_key)
     with _connection(warehouse) as con:
+        require_tables(
+            con,
+            RESULTS,
+            [ASSIGNMENTS, model_key("fct_orders"), model_key("fct_campaign_responses"),
+             PROVIDER_EVENTS],
+        )  # fmt: skip
         assignments = con.execute(
             "select as_of_date, customer_id, campaign_id, is_control, duration_days from campaigns.campaign_assignments where as_of_date < $d",
             {"d": day},
@@ -502,30 +523,18 @@ def campaign_results(
             "select customer_id, ordered_at, amount, status from marts.fct_orders where ordered_at < $d",
             {"d": day},
         ).df()
-        conversions = pd.concat(
-            [
-                c
-                for c in (
-                    read(
-                        con,
-                        "select customer_id, campaign_id, occurred_at, revenue, message_id from marts.fct_campaign_responses where event = 'conversion' and occurred_at < $d",
-                        {"d": day},
-                    ),
-                    read(
-                        con,
-                        "select customer_id, campaign_id, occurred_at, revenue, message_id from activations.provider_events where event = 'conversion' and occurred_at < $d",
-                        {"d": day},
-                    ),
-                )
-                if c is not None
-            ]
-            or [
-                pd.DataFrame(
-                    columns=["customer_id", "campaign_id", "occurred_at", "revenue", "message_id"]
-                )
-            ],
-            ignore_index=True,
-        ).drop_duplicates(["message_id", "occurred_at"])
+        conversions = (
+            con.execute(
+                "select customer_id, campaign_id, occurred_at, revenue, message_id "
+                "from marts.fct_campaign_responses where event = 'conversion' and occurred_at < $d "
+                "union all "
+                "select customer_id, campaign_id, occurred_at, revenue, message_id "
+                "from activations.provider_events where event = 'conversion' and occurred_at < $d",
+                {"d": day},
+            )
+            .df()
+            .drop_duplicates(["message_id", "occurred_at"])
+        )
         results = compute_results(day, assignments, orders, conversions.drop(columns="message_id"))
         con.execute("create schema if not exists activations")
         replace_dates(con, [("activations.campaign_results", results)], day)

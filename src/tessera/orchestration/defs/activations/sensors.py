@@ -3,17 +3,18 @@
 import dagster as dg
 
 from tessera.activations.events import landed_event_files
+from tessera.orchestration.defs.activations.assets import deliveries, provider_events, send_approval
 from tessera.orchestration.defs.resources import DataStorage
 
 provider_events_job = dg.define_asset_job(
     "ingest_provider_events",
-    selection=dg.AssetSelection.assets("provider_events"),
+    selection=dg.AssetSelection.assets(provider_events),
     description="Append newly landed provider event files to activations.provider_events.",
 )
 
 approve_and_send = dg.define_asset_job(
     "approve_and_send",
-    selection=dg.AssetSelection.assets("send_approval", "deliveries"),
+    selection=dg.AssetSelection.assets(send_approval, deliveries),
     description="Approve the reviewed outbound messages of a date and send them (exactly once).",
 )
 

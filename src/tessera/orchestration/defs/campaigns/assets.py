@@ -12,10 +12,17 @@ from tessera.campaigns.errors import MatrixInputError
 from tessera.campaigns.plan import plan_vs_actual, project_plan
 from tessera.orchestration.defs.campaigns.resources import CampaignCatalog
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from tessera.orchestration.defs.segments.assets import MICRO_SEGMENTS, SEGMENT_MEMBERSHIP
+from tessera.orchestration.defs.upstream import require_tables
 from tessera.reporting import markdown_table, png_markdown
 from tessera.warehouse.duckdb_io import read, replace_dates
 
 GROUP = "campaigns"
+ASSIGNMENTS = dg.AssetKey(["campaigns", "campaign_assignments"])
+EXCLUSIONS = dg.AssetKey(["campaigns", "exclusions"])
+MATRIX = dg.AssetKey(["campaigns", "campaign_matrix"])
+PLAN = dg.AssetKey(["campaigns", "campaign_plan"])
+PLAN_VS_ACTUAL = dg.AssetKey(["campaigns", "plan_vs_actual"])
 GRID_DATES = 7
 
 
@@ -76,25 +83,25 @@ def _check_previous_date(con, day: dt.date, allow_gap: bool) -> list[str]:
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            "campaign_assignments",
+            ASSIGNMENTS,
             description=(
                 "Who gets which campaign on date D, on which channel, and who is in the control "
                 "group (assigned and recorded, not contacted). One campaign per customer per "
                 "date; `locked_until` (exclusive) ends the duration lock. Activations send the "
                 "non-control rows."
             ),
-            deps=["segment_membership"],
+            deps=[SEGMENT_MEMBERSHIP],
             group_name=GROUP,
             kinds={"duckdb", "python"},
         ),
         dg.AssetSpec(
-            "campaign_exclusions",
+            EXCLUSIONS,
             description=(
                 "Why not: each (customer, campaign) pair that was eligible by target group but "
                 "not assigned, with the reason (always_exclude, no_consent, duration_period, cap, "
                 "lower_priority, capacity; the first rule that applies) and `taken_by`."
             ),
-            deps=["segment_membership"],
+            deps=[SEGMENT_MEMBERSHIP],
             group_name=GROUP,
             kinds={"duckdb", "python"},
         ),
@@ -102,19 +109,19 @@ def _check_previous_date(con, day: dt.date, allow_gap: bool) -> list[str]:
     check_specs=[
         dg.AssetCheckSpec(
             "one_campaign_per_customer",
-            asset="campaign_assignments",
+            asset=ASSIGNMENTS,
             blocking=True,
             description="No customer has two campaigns on one date.",
         ),
         dg.AssetCheckSpec(
             "no_new_campaign_inside_duration_lock",
-            asset="campaign_assignments",
+            asset=ASSIGNMENTS,
             blocking=True,
             description="Locked customers only enter campaigns flagged ignore_locks.",
         ),
         dg.AssetCheckSpec(
             "caps_and_capacity_respected",
-            asset="campaign_assignments",
+            asset=ASSIGNMENTS,
             blocking=True,
             description="No customer over a frequency cap; no channel over its daily capacity.",
         ),
@@ -132,13 +139,14 @@ def campaign_assignments(
     catalog = campaign_catalog.load()
     lookback = max([cap.days for cap in catalog.policies.caps] + [1])
     with warehouse.get_connection() as con:
+        require_tables(con, ASSIGNMENTS, [SEGMENT_MEMBERSHIP])
         notes = _check_previous_date(con, day, config.allow_gap)
         for note in notes:
             context.log.warning(note)
-        membership = read(
-            con, "select * from segments.segment_membership where as_of_date = $d", {"d": day}
-        )
-        if membership is None or membership.empty:
+        membership = con.execute(
+            "select * from segments.segment_membership where as_of_date = $d", {"d": day}
+        ).df()
+        if membership.empty:
             raise MatrixInputError(f"segments.segment_membership has no rows for {day}")
         history = _history(con, day, lookback)
         result = assign_campaigns(membership, catalog, day, history)
@@ -165,7 +173,7 @@ def campaign_assignments(
     hist = history if history is not None else assignments.iloc[0:0]
     by_campaign = report.assignments_by_campaign(assignments, catalog)
     yield dg.MaterializeResult(
-        asset_key="campaign_assignments",
+        asset_key=ASSIGNMENTS,
         metadata={
             "dagster/row_count": len(assignments),
             "by_campaign_and_channel": dg.MetadataValue.md(markdown_table(by_campaign, 60)),
@@ -175,7 +183,7 @@ def campaign_assignments(
         },
     )
     yield dg.MaterializeResult(
-        asset_key="campaign_exclusions",
+        asset_key=EXCLUSIONS,
         metadata={
             "dagster/row_count": len(exclusions),
             "by_reason": dg.MetadataValue.md(
@@ -189,19 +197,19 @@ def campaign_assignments(
     caps = invariants.cap_violations(assignments, hist, catalog, day)
     capacity = invariants.capacity_violations(assignments, catalog)
     yield dg.AssetCheckResult(
-        asset_key="campaign_assignments",
+        asset_key=ASSIGNMENTS,
         check_name="one_campaign_per_customer",
         passed=duplicates == 0,
         metadata={"customers_with_two_campaigns": duplicates},
     )
     yield dg.AssetCheckResult(
-        asset_key="campaign_assignments",
+        asset_key=ASSIGNMENTS,
         check_name="no_new_campaign_inside_duration_lock",
         passed=locks == 0,
         metadata={"violations": locks},
     )
     yield dg.AssetCheckResult(
-        asset_key="campaign_assignments",
+        asset_key=ASSIGNMENTS,
         check_name="caps_and_capacity_respected",
         passed=caps == 0 and capacity == 0,
         metadata={"customers_over_cap": caps, "channels_over_capacity": capacity},
@@ -213,7 +221,8 @@ def campaign_assignments(
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb", "python"},
-    deps=["campaign_assignments", "campaign_exclusions", "micro_segments"],
+    key=MATRIX,
+    deps=[ASSIGNMENTS, EXCLUSIONS, MICRO_SEGMENTS],
 )
 def campaign_matrix(
     context: dg.AssetExecutionContext, warehouse: DuckDBResource, campaign_catalog: CampaignCatalog
@@ -227,8 +236,8 @@ def campaign_matrix(
     day = dt.date.fromisoformat(context.partition_key)
     catalog = campaign_catalog.load()
     with warehouse.get_connection() as con:
-        matrix = read(
-            con,
+        require_tables(con, MATRIX, [ASSIGNMENTS])
+        matrix = con.execute(
             """
             select as_of_date, micro_segment_id, campaign_id, count(*) as customer_count,
                    count(*) filter (where is_control) as control_count
@@ -236,9 +245,7 @@ def campaign_matrix(
             group by all order by customer_count desc, micro_segment_id, campaign_id
             """,
             {"d": day},
-        )
-        if matrix is None:
-            raise MatrixInputError(f"campaigns.campaign_assignments has no table yet ({day})")
+        ).df()
         replace_dates(con, [("campaigns.campaign_matrix", matrix)], day)
         recent = read(
             con,
@@ -299,7 +306,8 @@ def campaign_matrix(
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb", "python"},
-    deps=["campaign_assignments", "segment_membership"],
+    key=PLAN,
+    deps=[ASSIGNMENTS, SEGMENT_MEMBERSHIP],
 )
 def campaign_plan(
     context: dg.AssetExecutionContext,
@@ -315,16 +323,18 @@ def campaign_plan(
     day = dt.date.fromisoformat(context.partition_key)
     catalog = campaign_catalog.load()
     with warehouse.get_connection() as con:
-        membership = read(
-            con, "select * from segments.segment_membership where as_of_date = $d", {"d": day}
-        )
+        require_tables(con, PLAN, [SEGMENT_MEMBERSHIP])
+        membership = con.execute(
+            "select * from segments.segment_membership where as_of_date = $d", {"d": day}
+        ).df()
+        # The assignments table exists once a date had assignments (none yet: no history).
         history = read(
             con,
             "select as_of_date, customer_id, campaign_id, channel, is_control, locked_until"
             " from campaigns.campaign_assignments where as_of_date <= $d",
             {"d": day},
         )
-        if membership is None or membership.empty:
+        if membership.empty:
             raise MatrixInputError(f"segments.segment_membership has no rows for {day}")
         plan = project_plan(membership, catalog, day, config.days, history)
         replace_dates(con, [("campaigns.campaign_plan", plan)], day, date_column="plan_date")
@@ -350,24 +360,24 @@ def campaign_plan(
     pool=WAREHOUSE_POOL,
     group_name=GROUP,
     kinds={"duckdb", "python"},
-    deps=["campaign_matrix", "campaign_plan"],
+    key=PLAN_VS_ACTUAL,
+    deps=[campaign_matrix, campaign_plan],
 )
 def campaign_plan_vs_actual(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     """For date D: customers per campaign as planned on each earlier date vs as actually run."""
     day = dt.date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
+        require_tables(con, PLAN_VS_ACTUAL, [MATRIX])
+        # The plan table exists once a plan had rows: none yet means nothing to compare.
         plans = read(
             con,
             "select * from campaigns.campaign_plan where as_of_date = $d and plan_date < $d",
             {"d": day},
         )
-        actual = read(
-            con, "select * from campaigns.campaign_matrix where as_of_date = $d", {"d": day}
-        )
-        if plans is None or actual is None:
-            comparison = pd.DataFrame()
-        else:
-            comparison = plan_vs_actual(plans, actual, day)
+        actual = con.execute(
+            "select * from campaigns.campaign_matrix where as_of_date = $d", {"d": day}
+        ).df()
+        comparison = pd.DataFrame() if plans is None else plan_vs_actual(plans, actual, day)
         if len(comparison):
             replace_dates(con, [("campaigns.plan_vs_actual", comparison)], day)
     return dg.MaterializeResult(

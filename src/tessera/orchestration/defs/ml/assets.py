@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 from tessera.ml.config import TrainConfig
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from tessera.orchestration.defs.resources import DataStorage
+from tessera.orchestration.defs.warehouse.assets import model_key
 from tessera.reporting import markdown_table, png_markdown
 
 
@@ -71,10 +72,12 @@ def _cutoff(context: dg.AssetExecutionContext, config: ModelConfig, end: date | 
 
 
 @dg.asset(
+    # Files, not a table: the registry in data/models/ (one folder per trained version).
+    key=["files", "models"],
     group_name="ml",
     kinds={"lightgbm"},
     pool=WAREHOUSE_POOL,
-    deps=[dg.AssetKey("customer_feature_snapshots"), dg.AssetKey("fct_orders")],
+    deps=[model_key("customer_feature_snapshots"), model_key("fct_orders")],
 )
 def models(
     context: dg.AssetExecutionContext,
@@ -138,7 +141,8 @@ def models(
     return dg.MaterializeResult(metadata=meta)
 
 
-@dg.asset(group_name="ml", kinds={"lightgbm"}, deps=[models])
+# A report (metadata only): it writes no table and no file.
+@dg.asset(key=["reports", "model_evaluation"], group_name="ml", kinds={"lightgbm"}, deps=[models])
 def model_evaluation(storage: DataStorage) -> dg.MaterializeResult:
     """Evaluation report of the newest trained models on a later, untouched time slice.
 
@@ -222,11 +226,12 @@ def model_evaluation(storage: DataStorage) -> dg.MaterializeResult:
 
 
 @dg.asset(
+    key=["ml", "customer_scores"],
     group_name="ml",
     kinds={"duckdb"},
     partitions_def=daily_partitions,
     pool=WAREHOUSE_POOL,
-    deps=[dg.AssetKey("customer_features"), models],
+    deps=[model_key("customer_features"), models],
 )
 def customer_scores(
     context: dg.AssetExecutionContext,

@@ -8,8 +8,6 @@ import dagster as dg
 from tessera.orchestration.defs.partitions import daily_partitions
 from tessera.settings import load_settings
 
-_settings = load_settings()
-
 #: Everything: landing -> warehouse -> checks -> scores -> segments -> matrix -> activations.
 #: Unpartitioned assets (landing, history-wide marts) are refreshed in the same run first.
 #: Assets tagged `tessera/manual` (the send approval) are a person's decision, never the job's.
@@ -21,18 +19,32 @@ daily_pipeline = dg.define_asset_job(
 )
 
 
-@dg.schedule(
-    job=daily_pipeline,
-    cron_schedule="0 6 * * *",
-    execution_timezone=_settings.timezone,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
-def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Each morning at 06:00, build campaign date D = today (data up to today 00:00).
+def build_daily_pipeline_schedule(timezone: str) -> dg.ScheduleDefinition:
+    """The 06:00 schedule of ``daily_pipeline`` in ``timezone`` (the settings' TESSERA_TIMEZONE)."""
 
-    `run_key` = the date, so a repeated tick (restart, catch-up) never runs a date twice.
-    """
-    tz = ZoneInfo(_settings.timezone)
-    scheduled = context.scheduled_execution_time or dt.datetime.now(tz)
-    key = scheduled.astimezone(tz).date().isoformat()
-    return dg.RunRequest(partition_key=key, run_key=key, tags={"tessera/trigger": "schedule"})
+    @dg.schedule(
+        job=daily_pipeline,
+        cron_schedule="0 6 * * *",
+        execution_timezone=timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        """Each morning at 06:00, build campaign date D = today (data up to today 00:00).
+
+        `run_key` = the date, so a repeated tick (restart, catch-up) never runs a date twice.
+        """
+        tz = ZoneInfo(timezone)
+        scheduled = context.scheduled_execution_time or dt.datetime.now(tz)
+        key = scheduled.astimezone(tz).date().isoformat()
+        return dg.RunRequest(partition_key=key, run_key=key, tags={"tessera/trigger": "schedule"})
+
+    return daily_pipeline_schedule
+
+
+@dg.definitions
+def pipeline() -> dg.Definitions:
+    """Read the settings when the definitions load (not when this module is imported)."""
+    timezone = load_settings().timezone
+    return dg.Definitions(
+        jobs=[daily_pipeline], schedules=[build_daily_pipeline_schedule(timezone)]
+    )

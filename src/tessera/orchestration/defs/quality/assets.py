@@ -5,6 +5,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL
+from tessera.orchestration.defs.warehouse.assets import model_key
 from tessera.quality.quarantine import (
     TABLES,
     quarantine_counts,
@@ -14,18 +15,21 @@ from tessera.quality.quarantine import (
 from tessera.reporting import markdown_table
 
 ROW_ACCOUNTING = "row_accounting"
+#: A report (metadata and a check): it reads the quarantine and staging tables, writes none.
+QUARANTINE_SUMMARY = dg.AssetKey(["reports", "quarantine_summary"])
 
 
 @dg.asset(
+    key=QUARANTINE_SUMMARY,
     group_name="quality",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    deps=[dg.AssetKey(f"quarantine_{t}") for t in TABLES]
-    + [dg.AssetKey(f"stg_shop__{t}") for t in TABLES],
+    deps=[model_key(f"quarantine_{t}") for t in TABLES]
+    + [model_key(f"stg_shop__{t}") for t in TABLES],
     check_specs=[
         dg.AssetCheckSpec(
             ROW_ACCOUNTING,
-            asset="quarantine_summary",
+            asset=QUARANTINE_SUMMARY,
             blocking=True,
             description="Every landed row is either staged or quarantined: landed rows = staged "
             "rows + quarantined rows, for every table.",

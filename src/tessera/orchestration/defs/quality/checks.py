@@ -13,6 +13,8 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from tessera.orchestration.defs.sources.assets import RAW_ASSET_KEYS
+from tessera.orchestration.defs.warehouse.assets import model_key
 from tessera.quality.runner import (
     SuiteResult,
     previous_row_count,
@@ -102,7 +104,7 @@ def check_result(result: SuiteResult, check_key: dg.AssetCheckKey) -> dg.AssetCh
     specs=[
         dg.AssetCheckSpec(
             CHECK_NAME,
-            asset=f"raw_{table}",
+            asset=RAW_ASSET_KEYS[table],
             blocking=True,
             description=f"Great Expectations contract of landing table `{table}`: columns, keys, "
             "parseable values, allowed sets, referential integrity, no future timestamps, "
@@ -128,7 +130,7 @@ def raw_contract_checks(
     run_id = context.run.run_id
     with warehouse.get_connection() as con:
         for key in sorted(context.selected_asset_check_keys, key=lambda k: k.asset_key.path):
-            table = key.asset_key.path[-1].removeprefix("raw_")
+            table = key.asset_key.path[-1]
             suite = raw_suite(table, clock, thresholds)
             if (
                 table in OPTIONAL_TABLES
@@ -152,7 +154,7 @@ def raw_contract_checks(
     specs=[
         dg.AssetCheckSpec(
             CHECK_NAME,
-            asset=table,
+            asset=model_key(table),
             blocking=True,
             description=f"Great Expectations invariants of mart `{table}`: unique keys, no nulls "
             "in keys, value ranges and references. ERROR blocks the daily features and "
@@ -184,7 +186,7 @@ warnings.filterwarnings("ignore", message="Specifying a partitions_def on an Ass
 
 
 @dg.asset_check(
-    asset="customer_features",
+    asset=model_key("customer_features"),
     name=CHECK_NAME,
     blocking=True,
     partitions_def=daily_partitions,
@@ -210,4 +212,4 @@ def customer_features_contract(
         suite = mart_suite("customer_features", clock, thresholds, columns=columns)
         result = validate(con, suite, thresholds=thresholds, max_examples=config.max_examples)
     context.log.info(result.headline())
-    return check_result(result, dg.AssetCheckKey(dg.AssetKey("customer_features"), CHECK_NAME))
+    return check_result(result, dg.AssetCheckKey(model_key("customer_features"), CHECK_NAME))

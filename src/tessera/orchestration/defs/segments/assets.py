@@ -8,11 +8,16 @@ from dagster_duckdb import DuckDBResource
 from tessera.campaigns.invariants import customers_without_segment
 from tessera.campaigns.segmentation import segment_customers, unavailable_parts
 from tessera.orchestration.defs.campaigns.resources import CampaignCatalog
+from tessera.orchestration.defs.ml.assets import customer_scores
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from tessera.orchestration.defs.upstream import require_tables
+from tessera.orchestration.defs.warehouse.assets import model_key
 from tessera.reporting import markdown_table
 from tessera.warehouse.duckdb_io import read, replace_dates
 
 GROUP = "segments"
+SEGMENT_MEMBERSHIP = dg.AssetKey(["segments", "segment_membership"])
+MICRO_SEGMENTS = dg.AssetKey(["segments", "micro_segments"])
 
 _INPUT_SQL = """
 select f.*, {scores}
@@ -44,20 +49,25 @@ _SCORES_JOIN = "left join ml.customer_scores s on s.customer_id = f.customer_id 
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            "segment_membership",
+            SEGMENT_MEMBERSHIP,
             description=(
                 "One row per customer and campaign date: the micro-segment (the combination of "
                 "the catalog's dimension buckets), each bucket, the target groups the customer "
                 "is in, and which channels can reach them."
             ),
-            deps=["customer_features", "customer_scores", "dim_customers"],
+            deps=[
+                model_key("customer_features"),
+                customer_scores,
+                model_key("dim_customers"),
+                model_key("int_sources_provided"),
+            ],
             group_name=GROUP,
             kinds={"duckdb", "python"},
         ),
         dg.AssetSpec(
-            "micro_segments",
+            MICRO_SEGMENTS,
             description="The micro-segments of each campaign date with their bucket values and size.",
-            deps=["segment_membership"],
+            deps=[SEGMENT_MEMBERSHIP],
             group_name=GROUP,
             kinds={"duckdb", "python"},
         ),
@@ -65,7 +75,7 @@ _SCORES_JOIN = "left join ml.customer_scores s on s.customer_id = f.customer_id 
     check_specs=[
         dg.AssetCheckSpec(
             "every_customer_in_a_micro_segment",
-            asset="segment_membership",
+            asset=SEGMENT_MEMBERSHIP,
             blocking=True,
             description="Each customer with as-of-D features has exactly one micro-segment.",
         )
@@ -79,14 +89,16 @@ def segments(
     day = dt.date.fromisoformat(context.partition_key)
     catalog = campaign_catalog.load()
     with warehouse.get_connection() as con:
+        require_tables(
+            con, SEGMENT_MEMBERSHIP, [model_key("customer_features"), model_key("dim_customers")]
+        )
         customers = read(
             con, _INPUT_SQL.format(scores=_SCORES, scores_join=_SCORES_JOIN), {"d": day}
         )
         if customers is None:
+            # Only the scores can be missing here (the other inputs were required above).
             context.log.warning("ml.customer_scores missing: segmenting without scores")
-            customers = read(con, _INPUT_SQL.format(scores="", scores_join=""), {"d": day})
-        if customers is None:
-            raise dg.Failure(f"marts.customer_features has no table yet: build it for {day} first")
+            customers = con.execute(_INPUT_SQL.format(scores="", scores_join=""), {"d": day}).df()
         not_provided = read(con, _SOURCES_NOT_PROVIDED_SQL, {"d": day})
         result = segment_customers(customers, catalog, day)
         replace_dates(
@@ -108,7 +120,7 @@ def segments(
         membership["target_groups"].explode().value_counts().rename_axis("target_group")
     ).reset_index(name="customers")
     yield dg.MaterializeResult(
-        asset_key="segment_membership",
+        asset_key=SEGMENT_MEMBERSHIP,
         metadata={
             "dagster/row_count": len(membership),
             "target_groups": dg.MetadataValue.md(markdown_table(group_sizes, max_rows=30)),
@@ -121,14 +133,14 @@ def segments(
         },
     )
     yield dg.MaterializeResult(
-        asset_key="micro_segments",
+        asset_key=MICRO_SEGMENTS,
         metadata={
             "dagster/row_count": len(micro),
             "largest": dg.MetadataValue.md(markdown_table(micro, max_rows=15)),
         },
     )
     yield dg.AssetCheckResult(
-        asset_key="segment_membership",
+        asset_key=SEGMENT_MEMBERSHIP,
         check_name="every_customer_in_a_micro_segment",
         passed=unsegmented == 0 and len(membership) == len(customers),
         metadata={"customers": len(customers), "without_segment": unsegmented},

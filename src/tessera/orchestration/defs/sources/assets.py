@@ -20,7 +20,8 @@ _DESCRIPTIONS = {
     "that address, at review and again right before each provider request.",
 }
 
-RAW_ASSET_KEYS = {table: dg.AssetKey(f"raw_{table}") for table in CONTRACT}
+#: Keyed like every table: schema, then name (`raw.customers` is ["raw", "customers"]).
+RAW_ASSET_KEYS = {table: dg.AssetKey(["raw", table]) for table in CONTRACT}
 
 
 @dg.multi_asset(

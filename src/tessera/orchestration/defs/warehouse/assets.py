@@ -6,37 +6,59 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+    get_asset_key_for_model,
+)
 from dagster_duckdb import DuckDBResource
 
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from tessera.orchestration.defs.resources import DBT_EXECUTABLE
 from tessera.reporting import markdown_table
 from tessera.settings import DBT_PROJECT_DIR, environment
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-# `dagster dev` re-parses the project on start; `make` and the tests run `dbt parse` themselves.
-dbt_project.prepare_if_dev()
-if not dbt_project.manifest_path.exists():
-    # A fresh clone without `make`: parse once so the definitions can load at all.
-    dbt_project.preparer.prepare(dbt_project)
+
+
+def parse_dbt_project() -> None:
+    """``dbt parse`` with this environment's dbt: dagster-dbt's own preparer runs the ``dbt`` on
+    PATH, which a fresh checkout without the venv's bin on PATH does not have."""
+    dbt = DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+    dbt.cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+
+
+# `dagster dev` re-parses the project on start (as prepare_if_dev would); a fresh clone without
+# `make` parses once so the definitions can load at all; `make` and the tests parse themselves.
+if dbt_project.preparer.using_dagster_dev() or not dbt_project.manifest_path.exists():
+    parse_dbt_project()
 
 #: dbt models that hold one slice per campaign date (built with `--vars {as_of: D}`).
 DAILY_MODELS = "customer_features"
 
 
 class TesseraDbtTranslator(DagsterDbtTranslator):
-    """Models are keyed by their name and grouped by their folder (staging, marts, ...)."""
+    """Models, seeds, snapshots and sources are keyed by the relation they are: [schema, name]
+    (`marts.customer_features` is ["marts", "customer_features"]); models are grouped by their
+    folder (staging, quarantine, intermediate, marts)."""
 
-    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
-        if dbt_resource_props["resource_type"] in ("model", "seed", "snapshot"):
-            return dg.AssetKey(dbt_resource_props["name"])
-        return super().get_asset_key(dbt_resource_props)
-
-    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        fqn = dbt_resource_props.get("fqn", [])
-        if dbt_resource_props["resource_type"] == "model" and len(fqn) > 2:
-            return fqn[1]
-        return super().get_group_name(dbt_resource_props)
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        kind = props["resource_type"]
+        if kind in ("model", "seed", "snapshot"):
+            key = dg.AssetKey([props["schema"], props.get("alias") or props["name"]])
+        elif kind == "source":
+            key = dg.AssetKey([props["schema"], props.get("identifier") or props["name"]])
+        else:
+            return spec
+        fqn = props.get("fqn", [])
+        group = fqn[1] if kind == "model" and len(fqn) > 2 else spec.group_name
+        return spec.replace_attributes(key=key, group_name=group)
 
 
 translator = TesseraDbtTranslator()
@@ -124,12 +146,9 @@ def daily_feature_models(
     if failure is None:
         with warehouse.get_connection() as con:
             metadata = feature_partition_metadata(con, as_of)
+    features = daily_feature_models.get_output_name_for_asset_key(model_key(DAILY_MODELS))
     for event in events:
-        if (
-            failure is None
-            and isinstance(event, dg.Output)
-            and event.output_name == "customer_features"
-        ):
+        if failure is None and isinstance(event, dg.Output) and event.output_name == features:
             yield event.with_metadata({**event.metadata, **metadata})
         else:
             yield event
@@ -166,3 +185,9 @@ def feature_partition_metadata(con, as_of: str) -> dict[str, dg.MetadataValue]:
         "carts_abandoned_last_24h": dg.MetadataValue.int(int(stats[3] or 0)),
         "preview_top_spenders": dg.MetadataValue.md(markdown_table(preview)),
     }
+
+
+def model_key(model: str) -> dg.AssetKey:
+    """The asset key of a dbt model, as the translator made it (for the deps of Python assets)."""
+    assets_def = daily_feature_models if model == DAILY_MODELS else warehouse_models
+    return get_asset_key_for_model([assets_def], model)
