@@ -542,8 +542,10 @@ def mart_suite(
         ], ("order_id", "customer_id"))  # fmt: skip
     if table == "fct_order_items":
         return _mart("fct_order_items", ("order_id", "product_id", "quantity", "unit_price"), [
-            _strict("invalid_quantity", "order lines whose quantity is not above 0",
-                    "coalesce(t.quantity <= 0, true)", ("quantity",)),
+            # The registry's meaning (staging quarantines quantity < 0 and keeps 0, e.g. a
+            # free gift line): a zero line that staging kept must not block the run here.
+            _strict("negative_quantity", "order lines with a missing or negative quantity",
+                    "coalesce(t.quantity < 0, true)", ("quantity",)),
             _strict("invalid_unit_price", "order lines with a missing or negative unit_price",
                     "coalesce(t.unit_price < 0, true)", ("unit_price",)),
         ], ("order_id", "product_id"), row_count=False)  # fmt: skip
