@@ -679,25 +679,13 @@ class ValueModel:
             mixed = np.where(np.isfinite(bg), w * learnt + (1 - w) * np.nan_to_num(bg), learnt)
             if getattr(self.component, "level", None) is None:
                 return self.scale * mixed
-            # With a seasonal level the part's total per date is the better one: keep it and
-            # take only the ranking from the blend.
-            keys = pd.to_datetime(frame["as_of_date"]).to_numpy()
-            part_total = pd.Series(learnt).groupby(keys).transform("sum").to_numpy()
-            mixed_total = pd.Series(mixed).groupby(keys).transform("sum").to_numpy()
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return np.where(mixed_total > 0, mixed * part_total / mixed_total, 0.0)
+            return _at_part_totals(mixed, learnt, frame)
         if method == "ensemble":
             values = [member.predict(frame, horizon=h) for member in self.members]
             mixed = np.exp(np.mean([np.log(np.clip(v, 1e-3, None)) for v in values], axis=0))
-            leader = self.members[0]
-            if getattr(leader, "level", None) is None:
+            if getattr(self.members[0], "level", None) is None:
                 return self.scale * mixed
-            # With a seasonal level keep the first member's total per date (as `blend` does).
-            keys = pd.to_datetime(frame["as_of_date"]).to_numpy()
-            part_total = pd.Series(values[0]).groupby(keys).transform("sum").to_numpy()
-            mixed_total = pd.Series(mixed).groupby(keys).transform("sum").to_numpy()
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return np.where(mixed_total > 0, mixed * part_total / mixed_total, 0.0)
+            return _at_part_totals(mixed, values[0], frame)
         matrix = self._spec().matrix(frame)
         if method == "lightgbm_bgnbd":
             raw = np.exp(
@@ -716,6 +704,26 @@ class ValueModel:
         with np.errstate(divide="ignore", invalid="ignore"):
             factor = np.where(sums > 0, counts * level * season * (h / window) / sums, 0.0)
         return raw * factor
+
+
+def _at_part_totals(mixed: np.ndarray, part: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
+    """`mixed` rescaled per date to the total of `part`: with a seasonal level the part's
+    total per date is the better one, so a combination (`blend`, `ensemble`) keeps it and
+    contributes only its ranking."""
+    keys = pd.to_datetime(frame["as_of_date"]).to_numpy()
+    part_total = pd.Series(part).groupby(keys).transform("sum").to_numpy()
+    mixed_total = pd.Series(mixed).groupby(keys).transform("sum").to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(mixed_total > 0, mixed * part_total / mixed_total, 0.0)
+
+
+def _scale_to_actual(model: ValueModel, frame: pd.DataFrame, window: int) -> None:
+    """Set `model.scale` so that its total over `frame` (labels over `window`) is the actual
+    total; left at 1 when it predicts nothing there."""
+    model.scale = 1.0
+    predicted = model.predict(frame, horizon=window)
+    if predicted.sum() > 0:
+        model.scale = float(frame["label_value"].sum() / predicted.sum())
 
 
 def value_offset(frame: pd.DataFrame, days: int, window: int, nonbuyer_value: float) -> np.ndarray:
@@ -935,9 +943,7 @@ def _fit_candidates(
                     labelled["label_value"].sum() / labelled[SEASON_COLUMN].astype(float).sum()
                 )
             else:
-                predicted = model.predict(valid, horizon=window)
-                if predicted.sum() > 0:
-                    model.scale = float(yv_value.sum() / predicted.sum())
+                _scale_to_actual(model, valid, window)
         else:
             old = reuse.value[method]
             rounds[key] = reuse.rounds[key]
@@ -954,11 +960,7 @@ def _fit_candidates(
                 model.level = float(y_value.sum() / train[SEASON_COLUMN].astype(float).sum())
             else:
                 # As for churn: the total of the newest complete label window sets the level.
-                newest = _newest(train)
-                model.scale = 1.0
-                predicted = model.predict(newest, horizon=window)
-                if predicted.sum() > 0:
-                    model.scale = float(newest["label_value"].sum() / predicted.sum())
+                _scale_to_actual(model, _newest(train), window)
         value[method] = model
     if "rfm" in value_methods:
         value["rfm"] = ValueModel(
@@ -994,9 +996,7 @@ def _fit_candidates(
             )
         else:
             blend.blend_weight = reuse.value["blend"].blend_weight
-        predicted = blend.predict(calibrate_on, horizon=window)
-        if predicted.sum() > 0:
-            blend.scale = float(calibrate_on["label_value"].sum() / predicted.sum())
+        _scale_to_actual(blend, calibrate_on, window)
         value["blend"] = blend
     if "ensemble" in value_methods:
         ensemble = ValueModel(
@@ -1008,10 +1008,7 @@ def _fit_candidates(
             members=tuple(value[m] for m in ENSEMBLE_MEMBERS["value"]),
             nonbuyer_value=nonbuyer_value,
         )
-        calibrate_on = valid if reuse is None else _newest(train)
-        predicted = ensemble.predict(calibrate_on, horizon=window)
-        if predicted.sum() > 0:
-            ensemble.scale = float(calibrate_on["label_value"].sum() / predicted.sum())
+        _scale_to_actual(ensemble, valid if reuse is None else _newest(train), window)
         value["ensemble"] = ensemble
     if not uses_season:
         newest = _newest(valid if reuse is None else train)
