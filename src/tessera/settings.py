@@ -76,6 +76,18 @@ def env_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={value!r} is not a whole number") from None
 
 
+def env_date(env: Mapping[str, str], name: str, default: str) -> str:
+    """An ISO date (YYYY-MM-DD) environment variable; anything else is an error naming it."""
+    import datetime as dt
+
+    value = (env.get(name) or default).strip()
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a date; use YYYY-MM-DD") from None
+    return value
+
+
 def env_timezone(env: Mapping[str, str], name: str = "TESSERA_TIMEZONE") -> str:
     """An IANA timezone name (e.g. UTC, Europe/Berlin); an unknown one is an error naming it."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -91,11 +103,64 @@ def env_timezone(env: Mapping[str, str], name: str = "TESSERA_TIMEZONE") -> str:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Where data lives and how the daily partitions are laid out.
+class DataPaths:
+    """The layout of a data folder, defined once: every reader and writer of these paths (the
+    settings, the Dagster resources, the CLIs, dbt's profile through ``TESSERA_DATA_DIR``) gets
+    them from here."""
 
-    Every field has an environment variable (prefix ``TESSERA_``); the defaults run the embedded
-    demo shop in ``./data``.
+    root: Path
+
+    @property
+    def landing_dir(self) -> Path:
+        """The shop's files, one folder per table (``landing/<table>/``)."""
+        return self.root / "landing"
+
+    @property
+    def warehouse_path(self) -> Path:
+        """The DuckDB warehouse; dbt's profile opens ``$TESSERA_DATA_DIR/warehouse.duckdb``."""
+        return self.root / WAREHOUSE_FILE
+
+    @property
+    def models_dir(self) -> Path:
+        """The model registry (versions, champion pointer)."""
+        return self.root / "models"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """File activations and the send ledgers."""
+        return self.root / "outbox"
+
+    @property
+    def dbt_target_dir(self) -> Path:
+        """dbt's artefacts (compiled SQL, run_results.json, dbt.log) of in-process runs."""
+        return self.root / "dbt_target"
+
+    @property
+    def dagster_home(self) -> Path:
+        """The Dagster instance of `tessera run` when ``DAGSTER_HOME`` is not set."""
+        return self.root / "dagster_home"
+
+
+#: The warehouse file's name inside the data folder (dbt_project/profiles.yml spells it too;
+#: tests/unit/test_settings.py checks that the two agree).
+WAREHOUSE_FILE = "warehouse.duckdb"
+#: The data folder when TESSERA_DATA_DIR is not set (the profile's fallback ``../data`` from
+#: dbt_project/ is the same folder).
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+#: DuckDB's memory cap when TESSERA_DUCKDB_MEMORY_LIMIT is not set (the profile's fallback too).
+DEFAULT_DUCKDB_MEMORY_LIMIT = "4GB"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tessera's one typed settings object: where data lives and how the daily partitions are
+    laid out.
+
+    Every field has an environment variable (prefix ``TESSERA_``) read by :func:`load_settings`;
+    the defaults run the embedded demo shop in ``./data``. The core CLIs read it directly; the
+    Dagster shell builds every resource from it (``build_resources(env)``). Activation settings
+    (providers, live sends, kill switch) are parsed from the same environment by the activations
+    package.
     """
 
     data_dir: Path
@@ -106,37 +171,44 @@ class Settings:
     catalog_path: Path
     #: DuckDB's memory_limit for the warehouse (dbt and the Python steps); above it, DuckDB
     #: spills to disk beside the warehouse instead of growing.
-    duckdb_memory_limit: str = "4GB"
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+
+    @property
+    def paths(self) -> DataPaths:
+        return DataPaths(self.data_dir)
 
     @property
     def landing_dir(self) -> Path:
-        return self.data_dir / "landing"
+        return self.paths.landing_dir
 
     @property
     def warehouse_path(self) -> Path:
-        return self.data_dir / "warehouse.duckdb"
+        return self.paths.warehouse_path
 
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self.paths.models_dir
 
     @property
     def outbox_dir(self) -> Path:
-        return self.data_dir / "outbox"
+        return self.paths.outbox_dir
 
 
-def load_settings(env: dict[str, str] | None = None) -> Settings:
-    """Read settings from ``env`` (default: the process environment)."""
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``env`` (default: the process environment, read now).
+
+    A malformed value is a :class:`SettingsError` naming the variable.
+    """
     env = dict(os.environ if env is None else env)
-    data_dir = Path(env.get("TESSERA_DATA_DIR", PROJECT_ROOT / "data")).resolve()
+    data_dir = Path(env.get("TESSERA_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
     return Settings(
         data_dir=data_dir,
         timezone=env_timezone(env),
-        partitions_start=env.get("TESSERA_PARTITIONS_START", "2025-01-01"),
+        partitions_start=env_date(env, "TESSERA_PARTITIONS_START", "2025-01-01"),
         demo_customers=env_int(env, "TESSERA_DEMO_CUSTOMERS", 20000),
         demo_seed=env_int(env, "TESSERA_DEMO_SEED", 42),
-        catalog_path=Path(env.get("TESSERA_CATALOG", DEMO_CATALOG)).resolve(),
-        duckdb_memory_limit=env.get("TESSERA_DUCKDB_MEMORY_LIMIT", "4GB"),
+        catalog_path=Path(env.get("TESSERA_CATALOG") or DEMO_CATALOG).resolve(),
+        duckdb_memory_limit=env.get("TESSERA_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT,
     )
 
 

@@ -31,7 +31,7 @@ telemetry:
 
 def ensure_dagster_home(settings: Settings) -> Path:
     """Point DAGSTER_HOME at data/dagster_home (unless set) and give it the pool settings."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.data_dir / "dagster_home")))
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.paths.dagster_home)))
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():

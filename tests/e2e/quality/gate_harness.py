@@ -78,7 +78,7 @@ def run_gated(
         ASSETS,
         selection=selection,
         partition_key=partition_key,
-        resources=build_resources(shop.root),
+        resources=build_resources(data_dir=shop.root),
         raise_on_error=False,
     )
     return result

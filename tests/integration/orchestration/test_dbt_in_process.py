@@ -27,7 +27,7 @@ def subset_run(
         # Training snapshots are not an input of the daily features (and the slowest model).
         selection=dg.AssetSelection.all()
         - dg.AssetSelection.assets(["marts", "customer_feature_snapshots"]),
-        resources=build_resources(root),
+        resources=build_resources(data_dir=root),
         raise_on_error=False,
     )
     return root, result
@@ -61,7 +61,7 @@ def _copy(shop: Path, to: Path) -> Path:
 
 
 def _features(data_dir: Path, date: str, **dbt_fields) -> dg.ExecuteInProcessResult:
-    resources = build_resources(data_dir)
+    resources = build_resources(data_dir=data_dir)
     if dbt_fields:
         dbt = resources["dbt"]
         fields = {"project_dir": dbt.project_dir, "profiles_dir": dbt.profiles_dir,
@@ -160,7 +160,7 @@ def test_a_subset_still_tests_its_models_against_tables_built_earlier(
     result = dg.materialize(
         [warehouse_models],
         selection=dg.AssetSelection.assets(["marts", "fct_campaign_responses"]),
-        resources=build_resources(data),
+        resources=build_resources(data_dir=data),
     )
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     # dim_customers is not in the subset, but it exists: the relationship test runs.

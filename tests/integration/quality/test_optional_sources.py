@@ -44,7 +44,7 @@ def downstream() -> None:
 def _land(shop: Path) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [raw_tables, raw_contract_checks, downstream],
-        resources=build_resources(shop),
+        resources=build_resources(data_dir=shop),
         tags={"dagster/partition": D},  # the clock of the checks: freshness is judged for D
         raise_on_error=False,
         instance=dg.DagsterInstance.ephemeral(),
@@ -121,7 +121,7 @@ def test_the_failure_reason_of_a_landing_error_names_file_and_column(shop: Path)
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [raw_tables, raw_contract_checks, downstream],
-        resources=build_resources(shop),
+        resources=build_resources(data_dir=shop),
         raise_on_error=False,
         instance=instance,
     )

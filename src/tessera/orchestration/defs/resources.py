@@ -9,9 +9,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.metadata
-import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -20,7 +19,9 @@ from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 from packaging import version
 
-from tessera.settings import DBT_PROJECT_DIR, environment, load_settings
+from tessera.orchestration.defs.activations.resources import build_activation_settings
+from tessera.orchestration.defs.campaigns.resources import CampaignCatalog
+from tessera.settings import DBT_PROJECT_DIR, DataPaths, environment, load_settings
 
 
 class Warehouse(DuckDBResource):
@@ -40,25 +41,30 @@ class Warehouse(DuckDBResource):
 
 
 class DataStorage(dg.ConfigurableResource):
-    """The data folder: landing files, model registry and outbox."""
+    """The data folder: landing files, model registry and outbox (laid out by
+    :class:`tessera.settings.DataPaths`)."""
 
     data_dir: str
 
     @property
+    def paths(self) -> DataPaths:
+        return DataPaths(Path(self.data_dir))
+
+    @property
     def root(self) -> Path:
-        return Path(self.data_dir)
+        return self.paths.root
 
     @property
     def landing_dir(self) -> Path:
-        return self.root / "landing"
+        return self.paths.landing_dir
 
     @property
     def models_dir(self) -> Path:
-        return self.root / "models"
+        return self.paths.models_dir
 
     @property
     def outbox_dir(self) -> Path:
-        return self.root / "outbox"
+        return self.paths.outbox_dir
 
 
 #: The dbt of this environment (the venv's bin beside this Python), also when it is not on PATH.
@@ -87,9 +93,8 @@ class TesseraDbtCli(DbtCliResource):
 
     @property
     def _data_dir(self) -> Path:
-        # What the profile itself falls back on: the environment, then dbt_project/../data.
-        folder = self.data_dir or os.environ.get("TESSERA_DATA_DIR")
-        return Path(folder or Path(self.project_dir) / ".." / "data").resolve()
+        # build_resources always sets data_dir; a hand-built resource gets the settings' folder.
+        return Path(self.data_dir).resolve() if self.data_dir else load_settings().data_dir
 
     def cli(self, args, *, raise_on_error=True, manifest=None, dagster_dbt_translator=None,
             context=None, target_path=None):  # fmt: skip
@@ -109,13 +114,14 @@ class TesseraDbtCli(DbtCliResource):
         from tessera.orchestration.dbt_inprocess import DbtProjectPaths, InProcessDbtInvocation
 
         project_dir = Path(self.project_dir)
+        paths = DataPaths(self._data_dir)
         return InProcessDbtInvocation(
             args=list(args),
             paths=DbtProjectPaths(
                 project_dir=project_dir,
                 profiles_dir=Path(self.profiles_dir or project_dir),
-                target_dir=Path(target_path) if target_path else self._data_dir / "dbt_target",
-                warehouse=self._data_dir / "warehouse.duckdb",
+                target_dir=Path(target_path) if target_path else paths.dbt_target_dir,
+                warehouse=paths.warehouse_path,
             ),
             definitions_manifest=project_dir / "target" / "manifest.json",
             context=context,
@@ -124,23 +130,32 @@ class TesseraDbtCli(DbtCliResource):
         )
 
 
-def build_resources(data_dir: Path | None = None) -> dict[str, object]:
-    """The resource set for a data folder (default: ``TESSERA_DATA_DIR`` or ``./data``)."""
-    settings = load_settings()
-    root = (data_dir or settings.data_dir).resolve()
+def build_resources(
+    env: Mapping[str, str] | None = None, *, data_dir: Path | None = None
+) -> dict[str, object]:
+    """Every resource of the code location, from one :class:`~tessera.settings.Settings`.
+
+    ``env`` is the environment to read (default: the process environment, read now);
+    ``data_dir`` overrides its data folder (tests and the benchmark point it at their own).
+    A malformed variable raises here, naming it, so nothing loads and nothing is sent.
+    """
+    settings = load_settings(env)
+    paths = DataPaths((data_dir or settings.data_dir).resolve())
     return {
         "warehouse": Warehouse(
-            database=str(root / "warehouse.duckdb"),
+            database=str(paths.warehouse_path),
             connection_config={"memory_limit": settings.duckdb_memory_limit},
         ),
-        "storage": DataStorage(data_dir=str(root)),
+        "storage": DataStorage(data_dir=str(paths.root)),
         "dbt": TesseraDbtCli(
             project_dir=str(DBT_PROJECT_DIR),
             profiles_dir=str(DBT_PROJECT_DIR),
             # The dbt of this environment, also when the venv's bin is not on PATH.
             dbt_executable=DBT_EXECUTABLE,
-            data_dir=str(root),
+            data_dir=str(paths.root),
         ),
+        "campaign_catalog": CampaignCatalog(path=str(settings.catalog_path)),
+        "activation": build_activation_settings(env),
     }
 
 

@@ -290,8 +290,3 @@ def build_activation_settings(env: Mapping[str, str] | None = None) -> Activatio
             )
         kwargs["volume_ceiling_floor"] = floor
     return ActivationSettings(**kwargs)
-
-
-@dg.definitions
-def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"activation": build_activation_settings()})

@@ -1,10 +1,9 @@
-"""The campaign catalog as a resource: assets get the file path from here, never from env vars."""
+"""The campaign catalog as a resource: assets get the file path from here, never from env vars
+(``build_resources`` in defs/resources.py sets it from the settings)."""
 
 from __future__ import annotations
 
 import dagster as dg
-
-from tessera.settings import load_settings
 
 
 class CampaignCatalog(dg.ConfigurableResource):
@@ -17,10 +16,3 @@ class CampaignCatalog(dg.ConfigurableResource):
         from tessera.campaigns.catalog import load_catalog
 
         return load_catalog(self.path)
-
-
-@dg.definitions
-def resources() -> dg.Definitions:
-    return dg.Definitions(
-        resources={"campaign_catalog": CampaignCatalog(path=str(load_settings().catalog_path))}
-    )
