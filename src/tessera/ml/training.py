@@ -1037,6 +1037,68 @@ def _bgnbd_errors(newest: pd.DataFrame, window: int) -> tuple[float | None, floa
     return churn_error, value_error
 
 
+def level_check(frame: pd.DataFrame, window: int) -> dict | None:
+    """How steady the revenue anchor is over the history (None with fewer than two dates).
+
+    Per labelled date of `frame` (labels and BG/NBD columns over `window`): BG/NBD x
+    Gamma-Gamma's revenue error, actual over predicted (`_bgnbd_errors`), and the anchoring
+    replayed on the history itself: each date's total predicted with the error of the newest
+    date whose window had closed by then, against that date's actual total. Without a prior
+    season this spread is the measured uncertainty of the predicted total: a level that moved
+    that much between windows of the history can move as much into the horizon.
+    """
+    ratios: list[tuple[pd.Timestamp, float]] = []
+    for day, rows in frame.groupby("as_of_date", sort=True):
+        _, value_error = _bgnbd_errors(rows, window)
+        if value_error is not None and value_error > 0:
+            ratios.append((pd.Timestamp(day), value_error))
+    if len(ratios) < 2:
+        return None
+    gap = pd.Timedelta(days=window)
+    replayed = []
+    for day, ratio in ratios:
+        earlier = [r for d, r in ratios if d + gap <= day]
+        if earlier:
+            replayed.append(earlier[-1] / ratio - 1.0)
+    values = np.array([r for _, r in ratios])
+    out: dict = {
+        "window_days": window,
+        "dates": len(ratios),
+        "ratio_newest": round(float(values[-1]), 3),
+        "ratio_min": round(float(values.min()), 3),
+        "ratio_max": round(float(values.max()), 3),
+        "replayed": len(replayed),
+    }
+    if replayed:
+        errors = 100 * np.array(replayed)
+        out |= {
+            "replayed_error_pct_min": round(float(errors.min()), 1),
+            "replayed_error_pct_median": round(float(np.median(errors)), 1),
+            "replayed_error_pct_max": round(float(errors.max()), 1),
+        }
+    return out
+
+
+def describe_level_check(check: dict | None) -> str:
+    """The output's sentence for `level_check` (empty when there is nothing to say)."""
+    if not check:
+        return ""
+    text = (
+        f"the revenue total follows BG/NBD x Gamma-Gamma's error on the newest "
+        f"{check['window_days']}-day window (actual/predicted {check['ratio_newest']:.2f}); "
+        f"over the history's {check['dates']} labelled dates it ranged "
+        f"{check['ratio_min']:.2f} .. {check['ratio_max']:.2f}"
+    )
+    if check.get("replayed"):
+        text += (
+            f", and the same anchoring replayed on {check['replayed']} of those dates missed "
+            f"their totals by {check['replayed_error_pct_min']:+.0f}% .. "
+            f"{check['replayed_error_pct_max']:+.0f}% "
+            f"(median {check['replayed_error_pct_median']:+.0f}%)"
+        )
+    return text + ": a peak or trough in the horizon moves the total by as much"
+
+
 def _auc(y: np.ndarray, p: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -1111,11 +1173,6 @@ def train_models(
     notes = []
     if config.seasonality and not uses_season:
         log.warning("less than a year of orders before the first snapshot: no seasonal offset")
-        notes.append(
-            "no prior season: the history has less than a year of orders before the first "
-            "snapshot, so no seasonal peak is learnt or extrapolated (totals follow the recent "
-            "level)"
-        )
     evaluation_fit = _fit_candidates(
         train, valid, config, eval_window, horizon, uses_season, methods
     )
@@ -1161,6 +1218,16 @@ def train_models(
             value_model = replace(value_model, anchor=value_anchor)
             notes.append(f"value level of {winners['value']} anchored on the newest label window")
     value_model.buy_model = churn_model
+    # Without a seasonal index the total is anchored: say how steady that anchor was.
+    level = None if uses_season else level_check(everything, window)
+    if config.seasonality and not uses_season:
+        said = describe_level_check(level)
+        notes.insert(
+            0,
+            "no prior season: the history has less than a year of orders before the first "
+            "snapshot, so no seasonal peak is learnt or extrapolated"
+            + (f"; {said}" if said else " (totals follow the recent level)"),
+        )
     fits = {
         "evaluation": {
             "train_dates": [d.isoformat() for d in sorted(set(fit["as_of_date"]))],
@@ -1176,6 +1243,7 @@ def train_models(
             "label_window_days": window,
             "rounds": final.rounds,
             "models": {"churn": winners["churn"], "value": winners["value"]},
+            "level_check": level,
         },
     }
     return TrainingResult(

@@ -17,6 +17,8 @@ from tessera.ml.training import (
     carry_churn,
     carry_ratio,
     choose_label_window,
+    describe_level_check,
+    level_check,
     plan_slices,
     rank_average,
     select_winners,
@@ -166,3 +168,48 @@ def test_rank_average_ranks_within_each_date_and_skips_missing_scores():
     # d2: the row without b keeps a's rank alone (0.5); the other averages 1 and 1.
     assert out[3:] == pytest.approx([0.5, 1.0])
     assert rank_average([np.array([np.nan])], np.array(["d"])) == pytest.approx([0.5])
+
+
+def _anchored_history(ratios: list[float], window: int) -> pd.DataFrame:
+    """Weekly dates of 20 customers each whose actual revenue is `ratio` x BG/NBD x GG's."""
+    rows = []
+    for k, ratio in enumerate(ratios):
+        day = date(2024, 1, 1) + timedelta(days=7 * k)
+        for c in range(20):
+            expected, spend = 0.5 + c / 20, 10.0
+            rows.append(
+                {
+                    "as_of_date": day,
+                    "customer_id": f"c{c}",
+                    "bgnbd_p_no_purchase": 0.5,
+                    "bgnbd_expected_purchases": expected,
+                    "bgnbd_expected_spend": spend,
+                    "label_churned": c % 2,
+                    "label_value": ratio * expected * spend,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_the_level_check_replays_the_newest_window_anchor_on_the_history():
+    # BG/NBD's revenue error doubles from the fourth date on, with a two-week window: the
+    # anchor replayed two weeks later is right where the level held, and -50% after the jump.
+    ratios = [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
+    check = level_check(_anchored_history(ratios, 14), 14)
+    assert check["dates"] == 6 and check["ratio_newest"] == 2.0
+    assert (check["ratio_min"], check["ratio_max"]) == (1.0, 2.0)
+    # Dates 3..6 have a date two weeks before: 1/1, 1/2, 1/2, 2/2.
+    assert check["replayed"] == 4
+    assert check["replayed_error_pct_min"] == -50.0
+    assert check["replayed_error_pct_max"] == 0.0
+    assert check["replayed_error_pct_median"] == -25.0
+    said = describe_level_check(check)
+    assert "newest 14-day window (actual/predicted 2.00)" in said
+    assert "ranged 1.00 .. 2.00" in said and "-50% .. +0%" in said
+
+
+def test_the_level_check_needs_two_dates_and_says_nothing_without_them():
+    assert level_check(_anchored_history([1.3], 14), 14) is None
+    assert describe_level_check(None) == ""
+    steady = level_check(_anchored_history([1.2, 1.2], 28), 28)
+    assert steady["replayed"] == 0 and "replayed" not in describe_level_check(steady)
