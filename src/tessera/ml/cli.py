@@ -36,6 +36,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--date-col", default="ordered_at")
     parser.add_argument("--amount-col", default="amount")
     parser.add_argument(
+        "--quantity-col",
+        help="order lines: the quantity column (with --price-col; the amount is their product)",
+    )
+    parser.add_argument("--price-col", help="order lines: the unit price column")
+    parser.add_argument(
+        "--missing-customers",
+        choices=("error", "drop"),
+        default="error",
+        help="rows without a customer id: refuse the file (default) or leave them out, counted",
+    )
+    parser.add_argument(
         "--negative-amounts",
         choices=("error", "net"),
         default="error",
@@ -68,6 +79,9 @@ def run_predict(args: argparse.Namespace) -> int:
         date_col=args.date_col,
         amount_col=args.amount_col,
         negative_amounts=args.negative_amounts,
+        quantity_col=args.quantity_col,
+        price_col=args.price_col,
+        missing_customers=args.missing_customers,
         evaluate_until=args.evaluate_until,
         config=TrainConfig(horizon_days=args.horizon_days, seed=args.seed),
     )
@@ -76,6 +90,9 @@ def run_predict(args: argparse.Namespace) -> int:
     out = sys.stdout
     training = result.training
     out.write(f"wrote {len(result.scores):,} customers to {args.out}\n")
+    dropped = (result.file_info or {}).get("dropped_missing_customer", 0)
+    if dropped:
+        out.write(f"left out {dropped:,} row(s) without a customer id (--missing-customers drop)\n")
     out.write(f"method: {training.plan.describe()}\n")
     out.write(
         f"scores from: churn {MODEL_LABELS[training.winners['churn']]}, value "

@@ -25,6 +25,8 @@ from tessera.ml.training import (
 log = logging.getLogger(__name__)
 
 NEGATIVE_POLICIES = ("error", "net")
+#: Rows without a customer id: refuse the file (default) or leave them out, counted.
+MISSING_CUSTOMER_POLICIES = ("error", "drop")
 
 
 def _reader(path: Path) -> str:
@@ -44,6 +46,9 @@ def load_transactions(
     date_col: str = "ordered_at",
     amount_col: str = "amount",
     negative_amounts: str = "error",
+    quantity_col: str | None = None,
+    price_col: str | None = None,
+    missing_customers: str = "error",
 ) -> dict[str, object]:
     """Validate the file and create table `transactions(customer_id, ordered_at, amount)`.
 
@@ -51,12 +56,27 @@ def load_transactions(
     Rows of one customer and day are one purchase (amounts summed). Negative amounts are
     refused by default; with `negative_amounts='net'` days whose net is not positive are
     dropped (refunds net out purchases on the same day only).
+
+    A file of order lines (one row per product) gives ``quantity_col`` and ``price_col``
+    instead of an amount: a line's amount is quantity x unit price, each column checked on its
+    own. Rows without a customer id are refused by default; ``missing_customers='drop'`` leaves
+    them out and counts them (``dropped_missing_customer`` in the result), for files such as
+    guest checkouts that have no customer to score.
     """
     path = Path(path)
     if not path.exists():
         raise TransactionsFileError(f"{path}: file not found")
     if negative_amounts not in NEGATIVE_POLICIES:
         raise TransactionsFileError(f"negative_amounts must be one of {NEGATIVE_POLICIES}")
+    if missing_customers not in MISSING_CUSTOMER_POLICIES:
+        raise TransactionsFileError(f"missing_customers must be one of {MISSING_CUSTOMER_POLICIES}")
+    if (quantity_col is None) != (price_col is None):
+        raise TransactionsFileError(
+            "order lines need both a quantity and a unit price column "
+            "(--quantity-col and --price-col), or neither (then --amount-col is the amount)"
+        )
+    lines = quantity_col is not None
+    value_cols = (quantity_col, price_col) if lines else (amount_col,)
     try:
         con.execute(
             f"create or replace temp table tx_raw as select row_number() over () as _row, * from {_reader(path)}"
@@ -66,25 +86,31 @@ def load_transactions(
             f"{path}: cannot read the file ({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
         ) from exc
     columns = [r[0] for r in con.execute("describe tx_raw").fetchall() if r[0] != "_row"]
-    missing = [c for c in (customer_col, date_col, amount_col) if c not in columns]
+    missing = [c for c in (customer_col, date_col, *value_cols) if c not in columns]
     if missing:
         raise TransactionsFileError(
             f"{path}: missing column(s) {', '.join(missing)}; the file has {', '.join(columns) or 'no columns'} "
-            "(map yours with --customer-col, --date-col, --amount-col)"
+            "(map yours with --customer-col, --date-col and --amount-col, or --quantity-col and "
+            "--price-col for order lines)"
         )
     n = con.execute("select count(*) from tx_raw").fetchall()[0][0]
     if n == 0:
         raise TransactionsFileError(f"{path}: the file has no transactions")
-    cid, dcol, acol = (f'"{c}"' for c in (customer_col, date_col, amount_col))
+    cid, dcol = (f'"{c}"' for c in (customer_col, date_col))
+    quoted = [f'"{c}"' for c in value_cols]
+    raw_values = ", ".join(
+        f"{q} as raw_value_{i}, try_cast({q} as double) as value_{i}" for i, q in enumerate(quoted)
+    )
+    amount = "value_0 * value_1" if lines else "value_0"
     con.execute(
         f"""create or replace temp table tx_typed as
-        select _row, nullif(trim(cast({cid} as varchar)), '') as customer_id,
-               {dcol} as raw_date, {acol} as raw_amount,
-               coalesce(try_cast(try_cast({dcol} as timestamptz) at time zone 'UTC' as timestamp),
-                        try_cast({dcol} as timestamp),
-                        try_cast(try_cast({dcol} as date) as timestamp)) as ordered_at,
-               try_cast({acol} as double) as amount
-        from tx_raw"""
+        select *, {amount} as amount from (
+            select _row, nullif(trim(cast({cid} as varchar)), '') as customer_id,
+                   {dcol} as raw_date, {raw_values},
+                   coalesce(try_cast(try_cast({dcol} as timestamptz) at time zone 'UTC' as timestamp),
+                            try_cast({dcol} as timestamp),
+                            try_cast(try_cast({dcol} as date) as timestamp)) as ordered_at
+            from tx_raw)"""
     )
 
     def first_bad(condition: str, what: str, column: str, value_col: str) -> None:
@@ -97,20 +123,40 @@ def load_transactions(
                 f"{path}: row {row}, column {column!r}: {what} (value {value!r}); {count} row(s) affected"
             )
 
-    first_bad("customer_id is null", "missing customer id", customer_col, "customer_id")
-    first_bad("ordered_at is null", "unparseable or missing date", date_col, "raw_date")
+    dropped = 0
+    if missing_customers == "drop":
+        dropped = con.execute("select count(*) from tx_typed where customer_id is null").fetchall()
+        dropped = dropped[0][0]
+        con.execute("delete from tx_typed where customer_id is null")
+        if dropped == n:
+            raise TransactionsFileError(
+                f"{path}: no row has a customer id (column {customer_col!r})"
+            )
     first_bad(
-        "amount is null or not isfinite(amount)",
-        "unparseable, missing or non-finite amount",
-        amount_col,
-        "raw_amount",
+        "customer_id is null",
+        "missing customer id (leave such rows out with --missing-customers drop)",
+        customer_col,
+        "customer_id",
+    )
+    first_bad("ordered_at is null", "unparseable or missing date", date_col, "raw_date")
+    what = ("quantity", "unit price") if lines else ("amount",)
+    for i, (column, name) in enumerate(zip(value_cols, what, strict=True)):
+        first_bad(
+            f"value_{i} is null or not isfinite(value_{i})",
+            f"unparseable, missing or non-finite {name}",
+            column,
+            f"raw_value_{i}",
+        )
+    first_bad(
+        "not isfinite(amount)", "quantity x unit price overflows", value_cols[0], "raw_value_0"
     )
     if negative_amounts == "error":
         first_bad(
             "amount < 0",
-            "negative amount (refund?); remove refunds or pass --negative-amounts net",
-            amount_col,
-            "raw_amount",
+            f"negative {'line amount (a return?)' if lines else 'amount (refund?)'}; remove "
+            "refunds or pass --negative-amounts net",
+            value_cols[0],
+            "raw_value_0",
         )
         # One purchase occasion per customer and day, as BG/NBD counts them: several rows of
         # one day (items of one basket, split payments) are one repeat opportunity, not many.
@@ -132,7 +178,14 @@ def load_transactions(
         raise TransactionsFileError(
             f"{path}: no transaction with a positive amount after netting refunds"
         )
-    return {"first": lo, "last": hi, "rows": rows, "customers": customers, "file_rows": n}
+    return {
+        "first": lo,
+        "last": hi,
+        "rows": rows,
+        "customers": customers,
+        "file_rows": n,
+        "dropped_missing_customer": dropped,
+    }
 
 
 @dataclass
@@ -143,6 +196,8 @@ class PredictResult:
     training: TrainingResult
     evaluation: pd.DataFrame | None = None
     evaluation_message: str | None = None
+    #: What loading the file found: rows, customers, date range, rows left out.
+    file_info: dict[str, object] | None = None
 
 
 #: At most this many snapshot dates: weekly over a short file, wider spacing over a long one.
@@ -176,6 +231,9 @@ def predict_file(
     negative_amounts: str = "error",
     evaluate_until: date | None = None,
     config: TrainConfig | None = None,
+    quantity_col: str | None = None,
+    price_col: str | None = None,
+    missing_customers: str = "error",
 ) -> PredictResult:
     """Train on the file's history before `as_of` and score every customer seen before it."""
     config = replace(config or TrainConfig(), horizon_days=horizon_days)
@@ -183,7 +241,17 @@ def predict_file(
         raise TransactionsFileError(f"horizon must be at least 1 day, got {horizon_days}")
     con = duckdb.connect()
     con.execute(f"set threads to {config.num_threads}")
-    info = load_transactions(con, path, customer_col, date_col, amount_col, negative_amounts)
+    info = load_transactions(
+        con,
+        path,
+        customer_col,
+        date_col,
+        amount_col,
+        negative_amounts,
+        quantity_col=quantity_col,
+        price_col=price_col,
+        missing_customers=missing_customers,
+    )
     first, last = info["first"].date(), info["last"].date()
     if not first < as_of <= last + timedelta(days=1):
         raise TransactionsFileError(
@@ -226,7 +294,7 @@ def predict_file(
             "predicted_value": result.value.predict(current, churn),
         }
     )
-    out = PredictResult(scores=scores, training=result)
+    out = PredictResult(scores=scores, training=result, file_info=info)
     if evaluate_until is not None:
         outcome_days = (evaluate_until - as_of).days
         con.register("current_features", current)

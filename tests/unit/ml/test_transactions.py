@@ -194,3 +194,91 @@ def test_cli_evaluate_until_prints_metrics_against_the_actual_outcome(
     shown = next(line for line in outcome.splitlines() if line.startswith("total actual"))
     assert float(shown.split()[2].replace(",", "")) == pytest.approx(expected, abs=0.01)
     assert len(pd.read_parquet(out)) == len(seen)
+
+
+def _load(tmp_path, frame: pd.DataFrame, **kwargs):
+    import duckdb
+
+    from tessera.ml.transactions import load_transactions
+
+    con = duckdb.connect()
+    info = load_transactions(con, _write(tmp_path, frame), **kwargs)
+    rows = con.execute(
+        "select customer_id, cast(ordered_at as date) as day, amount from transactions "
+        "order by customer_id, day"
+    ).fetchall()
+    return info, rows
+
+
+LINES = pd.DataFrame(
+    {
+        "Customer": ["a", "a", "b", "a"],
+        "InvoiceDate": ["2024-01-02 10:00", "2024-01-02 10:00", "2024-01-02 11:00", "2024-01-09"],
+        "Quantity": ["2", "1", "3", "4"],
+        "UnitPrice": ["1.5", "10", "2", "0.25"],
+    }
+)
+LINE_COLS = {
+    "customer_col": "Customer",
+    "date_col": "InvoiceDate",
+    "quantity_col": "Quantity",
+    "price_col": "UnitPrice",
+}
+
+
+def test_order_lines_are_priced_quantity_times_unit_price_and_summed_per_day(tmp_path):
+    info, rows = _load(tmp_path, LINES, **LINE_COLS)
+    assert [(c, str(d), a) for c, d, a in rows] == [
+        ("a", "2024-01-02", 13.0),
+        ("a", "2024-01-09", 1.0),
+        ("b", "2024-01-02", 6.0),
+    ]
+    assert info["file_rows"] == 4 and info["rows"] == 3
+
+
+def test_order_lines_need_both_quantity_and_price(tmp_path):
+    with pytest.raises(TransactionsFileError, match="--quantity-col and --price-col"):
+        _load(
+            tmp_path,
+            LINES,
+            customer_col="Customer",
+            date_col="InvoiceDate",
+            quantity_col="Quantity",
+        )
+
+
+def test_an_unparseable_unit_price_names_its_row_and_column(tmp_path):
+    frame = LINES.copy()
+    frame.loc[2, "UnitPrice"] = "2,00"
+    with pytest.raises(
+        TransactionsFileError, match=r"row 3, column 'UnitPrice': unparseable.*unit price"
+    ):
+        _load(tmp_path, frame, **LINE_COLS)
+
+
+def test_a_returned_line_is_refused_unless_netted(tmp_path):
+    frame = LINES.copy()
+    frame.loc[1, "Quantity"] = "-1"
+    with pytest.raises(TransactionsFileError, match=r"row 2, column 'Quantity': negative line"):
+        _load(tmp_path, frame, **LINE_COLS)
+    _, rows = _load(tmp_path, frame, negative_amounts="net", **LINE_COLS)
+    # a's 2 January nets to 3 - 10 < 0: that day is no purchase; the other days stay.
+    assert [(c, str(d), a) for c, d, a in rows] == [
+        ("a", "2024-01-09", 1.0),
+        ("b", "2024-01-02", 6.0),
+    ]
+
+
+def test_rows_without_a_customer_are_refused_unless_dropped_and_counted(tmp_path):
+    frame = LINES.copy()
+    frame.loc[2, "Customer"] = " "
+    with pytest.raises(
+        TransactionsFileError, match=r"row 3, column 'Customer': missing customer id.*drop"
+    ):
+        _load(tmp_path, frame, **LINE_COLS)
+    info, rows = _load(tmp_path, frame, missing_customers="drop", **LINE_COLS)
+    assert info["dropped_missing_customer"] == 1
+    assert {c for c, _, _ in rows} == {"a"}
+    frame["Customer"] = ""
+    with pytest.raises(TransactionsFileError, match="no row has a customer id"):
+        _load(tmp_path, frame, missing_customers="drop", **LINE_COLS)
