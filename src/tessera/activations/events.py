@@ -384,3 +384,47 @@ def running_events(receiver: EventReceiver, port: int = 0) -> Iterator[str]:
 def landed_event_files(landing_dir: Path) -> list[Path]:
     """Event files the endpoint has landed, oldest first."""
     return sorted((Path(landing_dir) / "campaign_responses").glob(f"{FILE_PREFIX}*.parquet"))
+
+
+@dataclass(frozen=True)
+class EventIngest:
+    """What one ingest of landed event files did."""
+
+    new_files: int
+    #: Events per type in the whole store: event, events.
+    by_event: pd.DataFrame
+
+    @property
+    def events(self) -> int:
+        return int(self.by_event["events"].sum()) if not self.by_event.empty else 0
+
+
+def ingest_event_files(con, landing_dir: Path) -> EventIngest:  # noqa: ANN001
+    """Append every landed event file not ingested yet to activations.provider_events (each
+    file once, by name)."""
+    files = landed_event_files(landing_dir)
+    con.execute("create schema if not exists activations")
+    con.execute(
+        """create table if not exists activations.provider_events (
+            message_id varchar, customer_id varchar, campaign_id varchar, channel varchar,
+            event varchar, occurred_at timestamp, revenue double, source_file varchar,
+            ingested_at timestamp)"""
+    )
+    done = set(
+        con.execute("select distinct source_file from activations.provider_events").df()[
+            "source_file"
+        ]
+    )
+    new = [f for f in files if f.name not in done]
+    for path in new:
+        con.execute(
+            """insert into activations.provider_events
+            select message_id, customer_id, campaign_id, channel, event,
+                   cast(occurred_at as timestamp), cast(revenue as double), $name, now()
+            from read_parquet($path)""",
+            {"name": path.name, "path": str(path)},
+        )
+    by_event = con.execute(
+        "select event, count(*) as events from activations.provider_events group by 1 order by 1"
+    ).df()
+    return EventIngest(new_files=len(new), by_event=by_event)

@@ -113,7 +113,7 @@ def read_landing(
     """``select`` over one landing table's files as landed (text), now; empty when it has none.
 
     Files whose name or landing-relative path is in ``skip`` are not read. The loader's own
-    contract check and raw read (orchestration/landing.py) do the reading, so a file the raw
+    contract check and raw read (tessera.warehouse.landing) do the reading, so a file the raw
     load would refuse is refused here too: the send stops rather than skip an unsubscribe.
     """
     landing_dir = Path(landing_dir)
