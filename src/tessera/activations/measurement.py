@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from tessera.activations.event_store import provider_events
 from tessera.activations.results import campaign_results
+from tessera.quality.registry import registry
 from tessera.reporting import png_markdown
 from tessera.warehouse.duckdb_io import replace_dates
 
@@ -43,24 +46,29 @@ class Measurement:
         return not self.results.empty and bool(self.results["abs_lift_ci_low"].notna().any())
 
 
-def conversions_before(con: duckdb.DuckDBPyConnection, day: dt.date) -> pd.DataFrame:
-    """Attributed conversion events before ``day``: customer_id, campaign_id, occurred_at, revenue."""
-    conversions = (
-        con.execute(
-            "select customer_id, campaign_id, occurred_at, revenue, message_id "
-            "from marts.fct_campaign_responses where event = 'conversion' and occurred_at < $d "
-            "union all "
-            "select customer_id, campaign_id, occurred_at, revenue, message_id "
-            "from activations.provider_events where event = 'conversion' and occurred_at < $d",
-            {"d": day},
-        )
-        .df()
-        .drop_duplicates(["message_id", "occurred_at"])
+def conversions_before(
+    con: duckdb.DuckDBPyConnection, landing_dir: Path, day: dt.date
+) -> pd.DataFrame:
+    """Attributed conversion events before ``day`` (customer_id, campaign_id, occurred_at,
+    revenue) from the provider event store, as the contract allows them: a revenue that is not
+    a number >= 0 or a channel the contract does not know makes the row no conversion, as
+    staging quarantines it; a re-delivered event (same message and time) counts once."""
+    events = provider_events(con, landing_dir, ("conversion",), before=day)
+    channels = registry().accepted("campaign_responses", "invalid_channel")
+    valid = (
+        events["message_id"].notna()
+        & events["customer_id"].notna()
+        & events["campaign_id"].notna()
+        & events["channel"].isin(channels)
+        & ~(events["revenue"].astype(float) < 0)
     )
-    return conversions.drop(columns="message_id")
+    conversions = events[valid].drop_duplicates(["message_id", "occurred_at"])
+    return conversions[["customer_id", "campaign_id", "occurred_at", "revenue"]].reset_index(
+        drop=True
+    )
 
 
-def measure_day(con: duckdb.DuckDBPyConnection, day: dt.date) -> Measurement:
+def measure_day(con: duckdb.DuckDBPyConnection, day: dt.date, landing_dir: Path) -> Measurement:
     """Treatment vs control per campaign over every cohort before ``day``; replaces the date's
     rows of activations.campaign_results."""
     assignments = con.execute(
@@ -72,7 +80,7 @@ def measure_day(con: duckdb.DuckDBPyConnection, day: dt.date) -> Measurement:
         "select customer_id, ordered_at, amount, status from marts.fct_orders where ordered_at < $d",
         {"d": day},
     ).df()
-    results = campaign_results(day, assignments, orders, conversions_before(con, day))
+    results = campaign_results(day, assignments, orders, conversions_before(con, landing_dir, day))
     con.execute("create schema if not exists activations")
     replace_dates(con, [("activations.campaign_results", results)], day)
     return Measurement(results=results)

@@ -11,12 +11,10 @@ import pandas as pd
 
 from tessera.activations.approval import approval_manifest, fingerprint
 from tessera.activations.content import CONTENT_COLUMNS, content_frame, content_from_catalog
+from tessera.activations.event_store import provider_events
 from tessera.activations.outbound import build_outbound, summarize
-from tessera.activations.suppression_sources import (
-    SuppressionSources,
-    sent_addresses,
-    warehouse_events,
-)
+from tessera.activations.suppression_sources import SuppressionSources, sent_addresses
+from tessera.activations.suppressions import EVENT_COLUMNS, SUPPRESSING_EVENTS
 from tessera.warehouse.duckdb_io import replace_dates
 
 SAMPLE_COLUMNS = [
@@ -106,7 +104,7 @@ def review_day(
     # partition D's review applies; the send-time check applies everything known then.
     sources = SuppressionSources(con, landing_dir)
     suppression_list = sources()
-    events_before = warehouse_events(con, before=day)
+    events_before = provider_events(con, landing_dir, SUPPRESSING_EVENTS, before=day)[EVENT_COLUMNS]
     messages, excluded = build_outbound(
         day,
         assignments,

@@ -1,144 +1,165 @@
-"""Where the suppression list comes from: warehouse tables, landed event files, manual entries.
+"""Where the suppression list comes from: a fixed set of sources, each required or optional.
 
-The warehouse parts (raw and staged responses, provider events, customers) cannot change while
-`deliveries` holds the warehouse, so they are read once per run. Landing files can: the event
-endpoint lands unsubscribes at any time, and a do-not-contact file may be dropped in. Before
-every window of requests the landing folders are listed again and every event file the
-warehouse does not hold yet (by name: `raw.campaign_responses._source_file`,
-`activations.provider_events.source_file`) is read, as is every manual entry file. A file
-changed in place after it was loaded is read again at the next raw load.
+:data:`SOURCES` names every input. The one required table is ``marts.dim_customers`` (every
+customer's consent and addresses): without it the list cannot say who opted out, so a missing
+one is a :class:`MissingSuppressionSourceError` naming it. The others are optional inputs that
+a shop or a warehouse may not have (yet); each says what its absence means.
+
+Provider events come through the one store (``tessera.activations.event_store``): what the raw
+load read, then the files landed since, listed again before every window of requests, so an
+unsubscribe the endpoint lands at any time counts. Manual entries (a do-not-contact file) are
+read from the raw load and from the landing folder as it is now. The warehouse parts cannot
+change while ``deliveries`` holds the warehouse, so they are read once per run.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from tessera.activations.errors import ActivationError
+from tessera.activations.event_store import ProviderEvents, read_landing
 from tessera.activations.suppressions import (
     EVENT_COLUMNS,
     SUPPRESSING_EVENTS,
     build_suppressions,
-    event_sql,
 )
 from tessera.warehouse.duckdb_io import read
-from tessera.warehouse.landing import landing_files, plan_table
-
-_EVENT_NAMES = ", ".join(f"'{e}'" for e in SUPPRESSING_EVENTS)
 
 
-def warehouse_events(con: duckdb.DuckDBPyConnection, before=None) -> pd.DataFrame:
-    """Suppressing provider events already in the warehouse (optional tables may be missing)."""
-    cutoff = "" if before is None else "and occurred_at < $d"
-    params = {} if before is None else {"d": before}
-    frames = []
-    # raw as well as staged: a row staging holds back (say, for an unknown customer) may still
-    # be somebody's unsubscribe.
-    raw_cutoff = "" if before is None else "and try_cast(occurred_at as timestamp) < $d"
-    for table, source, where in (
-        ("raw.campaign_responses", "'raw:' || _source_file", raw_cutoff),
-        ("marts.fct_campaign_responses", "'campaign_responses'", cutoff),
-        ("activations.provider_events", "'provider_events'", cutoff),
-    ):
-        frame = read(
-            con,
-            f"select message_id, customer_id, channel, event, occurred_at, {source} as source "
-            f"from {table} where {event_sql('event')} in ({_EVENT_NAMES}) {where}",
-            params,
-        )
-        if frame is not None and not frame.empty:
-            frames.append(frame)
-    return _concat(frames, EVENT_COLUMNS)
+class MissingSuppressionSourceError(ActivationError):
+    """A required input of the suppression list does not exist."""
 
 
-def sent_addresses(con: duckdb.DuckDBPyConnection, keys: pd.Series) -> pd.DataFrame:
-    """message_key -> channel and address, for ``keys``, from the ledger and the reviews."""
-    ids = pd.DataFrame({"message_key": pd.Series(keys, dtype="object").dropna().unique()})
-    if ids.empty:
-        return _concat([], ["message_key", "channel", "address"])
-    con.register("_event_keys", ids)
-    try:
-        frames = [
-            read(
-                con,
-                f"select t.message_key, t.channel, t.address from {table} t "
-                "join _event_keys k using (message_key)",
-            )
-            for table in ("activations.deliveries", "activations.outbound_messages")
-        ]
-    finally:
-        con.unregister("_event_keys")
-    return _concat(
-        [f for f in frames if f is not None and not f.empty],
-        ["message_key", "channel", "address"],
-    )
+@dataclass(frozen=True)
+class Source:
+    """One input of the suppression list."""
+
+    name: str
+    required: bool
+    #: What it contributes, and (for an optional one) what its absence means.
+    role: str
 
 
+SOURCES = (
+    Source(
+        "marts.dim_customers",
+        True,
+        "current customer records: a withdrawn consent suppresses the address for everybody",
+    ),
+    Source(
+        "staging.stg_shop__customers",
+        False,
+        "every staged customer record (earlier and later versions); absent: only current ones",
+    ),
+    Source(
+        "raw.campaign_responses",
+        False,
+        "the raw load's copy of the provider event store, also rows staging holds back; "
+        "absent before the first raw load: every landed file is read from the folder",
+    ),
+    Source(
+        "landing/campaign_responses",
+        False,
+        "provider event files landed since the raw load (the event endpoint's); none: nothing new",
+    ),
+    Source(
+        "raw.suppressions",
+        False,
+        "the raw load's copy of the do-not-contact list; absent: none was loaded",
+    ),
+    Source(
+        "landing/suppressions",
+        False,
+        "do-not-contact files as they are now (dropped in after the load count); none: none",
+    ),
+    Source(
+        "activations.deliveries",
+        False,
+        "the ledger: the address each event's message went to; absent before the first send",
+    ),
+    Source(
+        "activations.outbound_messages",
+        False,
+        "the reviews: addresses of messages not in the ledger; absent before the first review",
+    ),
+)
+REQUIRED_TABLES = tuple(s.name for s in SOURCES if s.required)
+_LEDGER_TABLES = ("activations.deliveries", "activations.outbound_messages")
 CONTACT_COLUMNS = ["customer_id", "email", "phone", "is_email_opt_in", "is_sms_opt_in"]
+MANUAL_SELECT = "address, channel, reason, since, _source_file, _source_row"
 
 
-def customers_contacts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
-    """Customer records: contact details and consent (an opt-out suppresses its address).
+def existing_tables(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """Every `schema.table` (tables and views) of the warehouse."""
+    rows = con.execute(
+        "select schema_name, table_name from duckdb_tables() "
+        "union all select schema_name, view_name from duckdb_views()"
+    ).fetchall()
+    return frozenset(f"{schema}.{name}" for schema, name in rows)
 
-    The current customers (marts.dim_customers) and every staged record
-    (staging.stg_shop__customers, which may keep earlier or later versions of a customer): a
-    record that withdrew consent suppresses its address for everybody who has it.
-    """
-    frames = [
-        read(con, f"select {', '.join(CONTACT_COLUMNS)} from {table}")
-        for table in ("marts.dim_customers", "staging.stg_shop__customers")
-    ]
-    frames = [f for f in frames if f is not None]
-    if not frames:
-        return None
-    return pd.concat(frames, ignore_index=True).drop_duplicates().reset_index(drop=True)
+
+def require_sources(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """The warehouse's tables; raise naming every required source that is missing."""
+    tables = existing_tables(con)
+    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    if missing:
+        raise MissingSuppressionSourceError(
+            f"the suppression list reads {', '.join(missing)}, which does not exist: build the "
+            "warehouse (dbt) first. Nothing is reviewed or sent without it."
+        )
+    return tables
 
 
 def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    frames = [f for f in frames if f is not None and not f.empty]
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
     return pd.concat([f[columns] for f in frames], ignore_index=True)
 
 
-def read_landing(
-    landing_dir: Path,
-    table: str,
-    select: str,
-    where: str = "true",
-    skip: frozenset[str] = frozenset(),
-) -> pd.DataFrame:
-    """``select`` over one landing table's files as landed (text), now; empty when it has none.
-
-    Files whose name or landing-relative path is in ``skip`` are not read. The loader's own
-    contract check and raw read (tessera.warehouse.landing) do the reading, so a file the raw
-    load would refuse is refused here too: the send stops rather than skip an unsubscribe.
-    """
-    landing_dir = Path(landing_dir)
-    files = [
-        p
-        for p in landing_files(landing_dir, table)
-        if p.name not in skip and str(p.relative_to(landing_dir)) not in skip
-    ]
-    if not files:
-        return pd.DataFrame()
-    con = duckdb.connect()
+def sent_addresses(con: duckdb.DuckDBPyConnection, keys: pd.Series) -> pd.DataFrame:
+    """message_key -> channel and address, for ``keys``, from the ledger and the reviews."""
+    ids = pd.DataFrame({"message_key": pd.Series(keys, dtype="object").dropna().unique()})
+    columns = ["message_key", "channel", "address"]
+    tables = [t for t in _LEDGER_TABLES if t in existing_tables(con)]
+    if ids.empty or not tables:
+        return _concat([], columns)
+    con.register("_event_keys", ids)
     try:
-        with tempfile.TemporaryDirectory(prefix="tessera-suppressions-") as tmp:
-            # Only the files to read, under the same relative names (so _source_file matches).
-            view = Path(tmp)
-            for path in files:
-                target = view / path.relative_to(landing_dir)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.symlink(path, target)
-            _, sql = plan_table(con, view, table)
-            if sql is None:
-                return pd.DataFrame()
-            return con.execute(f"select {select} from ({sql}) where {where}").df()
+        frames = [
+            con.execute(
+                f"select t.message_key, t.channel, t.address from {table} t "
+                "join _event_keys k using (message_key)"
+            ).df()
+            for table in tables
+        ]
     finally:
-        con.close()
+        con.unregister("_event_keys")
+    return _concat(frames, columns)
+
+
+def customers_contacts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Customer records: contact details and consent (an opt-out suppresses its address).
+
+    The current customers (marts.dim_customers, required) and every staged record
+    (staging.stg_shop__customers, optional, which may keep earlier or later versions of a
+    customer): a record that withdrew consent suppresses its address for everybody who has it.
+    """
+    tables = require_sources(con)
+    frames = [
+        con.execute(f"select {', '.join(CONTACT_COLUMNS)} from {table}").df()
+        for table in ("marts.dim_customers", "staging.stg_shop__customers")
+        if table in tables
+    ]
+    return pd.concat(frames, ignore_index=True).drop_duplicates().reset_index(drop=True)
+
+
+def _events(frame: pd.DataFrame) -> pd.DataFrame:
+    return _concat([frame], EVENT_COLUMNS)
 
 
 class SuppressionSources:
@@ -146,15 +167,21 @@ class SuppressionSources:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, landing_dir: Path) -> None:
         self._con = con
-        self.events = warehouse_events(con)
+        tables = require_sources(con)
         self.customers = customers_contacts(con)
-        self.known_files = _loaded_files(con)
-        self.raw_manual = read(
-            con,
-            "select address, channel, reason, since, _source_file, _source_row "
-            "from raw.suppressions",
+        self.store = ProviderEvents(con, landing_dir)
+        self.events = _events(self.store.loaded(SUPPRESSING_EVENTS))
+        self.known_files = self.store.known_files
+        self.raw_manual = (
+            read(con, f"select {MANUAL_SELECT} from raw.suppressions")
+            if "raw.suppressions" in tables
+            else None
         )
         self.landing_dir = Path(landing_dir)
+        #: Optional sources this warehouse does not have (see SOURCES for what that means).
+        self.absent = tuple(
+            s.name for s in SOURCES if "." in s.name and not s.required and s.name not in tables
+        )
         self.reads = 0
         # What the warehouse holds cannot change during the run: normalise it once.
         self._static = build_suppressions(
@@ -165,35 +192,22 @@ class SuppressionSources:
         )
 
     def landed_events(self) -> pd.DataFrame:
-        """Suppressing events in the landing files now (also those landed after the build)."""
-        return read_landing(
-            self.landing_dir,
-            "campaign_responses",
-            "message_id, customer_id, channel, event, occurred_at, "
-            "'landing:' || _source_file as source",
-            f"{event_sql('event')} in ({_EVENT_NAMES})",
-            skip=self.known_files,
-        )
+        """Suppressing events in the files landed since the raw load (read now)."""
+        landed = self.store.landed(SUPPRESSING_EVENTS)
+        return _events(landed) if not landed.empty else pd.DataFrame()
 
     def landed_manual(self) -> pd.DataFrame:
-        return read_landing(
-            self.landing_dir,
-            "suppressions",
-            "address, channel, reason, since, _source_file, _source_row",
-        )
+        return read_landing(self.landing_dir, "suppressions", MANUAL_SELECT)
 
     def __call__(self) -> pd.DataFrame:
         """The warehouse's list plus what the landing folders hold now."""
         self.reads += 1
-        landed = self.landed_events()
-        landed = _concat([landed] if not landed.empty else [], EVENT_COLUMNS)
+        landed = _events(self.landed_events())
         manual = self.landed_manual()
         if landed.empty and manual.empty:
             return self._static
-        customers = self.customers
-        if customers is not None:
-            # Only the landed events' customers are needed (to find their addresses).
-            customers = customers[customers["customer_id"].isin(set(landed["customer_id"]))]
+        # Only the landed events' customers are needed (to find their addresses).
+        customers = self.customers[self.customers["customer_id"].isin(set(landed["customer_id"]))]
         fresh = build_suppressions(
             landed,
             customers,
@@ -205,16 +219,3 @@ class SuppressionSources:
             .drop_duplicates()
             .reset_index(drop=True)
         )
-
-
-def _loaded_files(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
-    """Landing files of campaign_responses whose rows the warehouse already holds."""
-    names: set[str] = set()
-    for sql in (
-        "select distinct _source_file from raw.campaign_responses",
-        "select distinct source_file from activations.provider_events",
-    ):
-        frame = read(con, sql)
-        if frame is not None and not frame.empty:
-            names |= {str(v) for v in frame.iloc[:, 0].dropna()}
-    return frozenset(names)

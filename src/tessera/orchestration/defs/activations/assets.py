@@ -15,7 +15,7 @@ from dagster_duckdb import DuckDBResource
 from tessera.activations.approval import record_approval
 from tessera.activations.delivery import PAUSE_FILE, deliver_day
 from tessera.activations.errors import ActivationError
-from tessera.activations.events import ingest_event_files
+from tessera.activations.event_store import publish_provider_events
 from tessera.activations.measurement import lift_chart, measure_day
 from tessera.activations.review import load_content, review_day
 from tessera.orchestration.defs.activations.resources import ActivationSettings
@@ -225,15 +225,17 @@ def deliveries(
 )
 def provider_events(warehouse: DuckDBResource, storage: DataStorage) -> dg.MaterializeResult:
     """Delivery, open, click, bounce, unsubscribe, spam-report and conversion events from the
-    providers (landed by the event endpoint as files in landing/campaign_responses), appended
-    per file once; they feed suppressions and `campaign_results`. Kept forever."""
+    providers, as the event endpoint landed them in landing/campaign_responses (the one store of
+    provider events, which the raw load and dbt read too). Rebuilt whole when files land: a
+    snapshot for SQL readers; suppressions and `campaign_results` read the store itself
+    (tessera.activations.event_store.provider_events), so nothing waits for this asset."""
     with _connection(warehouse) as con:
-        ingest = ingest_event_files(con, storage.landing_dir)
+        snapshot = publish_provider_events(con, storage.landing_dir)
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": ingest.events,
-            "new_files": ingest.new_files,
-            "events_by_type": dg.MetadataValue.md(markdown_table(ingest.by_event)),
+            "dagster/row_count": snapshot.events,
+            "new_files": snapshot.new_files,
+            "events_by_type": dg.MetadataValue.md(markdown_table(snapshot.by_event)),
         }
     )
 
@@ -253,7 +255,7 @@ def provider_events(warehouse: DuckDBResource, storage: DataStorage) -> dg.Mater
     tags={"tessera/stage": "measure"},
 )
 def campaign_results(
-    context: dg.AssetExecutionContext, warehouse: DuckDBResource
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource, storage: DataStorage
 ) -> dg.MaterializeResult:
     """Per campaign, as of date D: treatment vs control conversion rate and revenue per
     customer over every cohort before D (intent to treat), absolute lift (Newcombe 95% CI),
@@ -261,13 +263,10 @@ def campaign_results(
     are completed orders in the campaign window plus attributed conversion events."""
     day = dt.date.fromisoformat(context.partition_key)
     with _connection(warehouse) as con:
-        require_tables(
-            con,
-            RESULTS,
-            [ASSIGNMENTS, model_key("fct_orders"), model_key("fct_campaign_responses"),
-             PROVIDER_EVENTS],
-        )  # fmt: skip
-        measured = measure_day(con, day)
+        # Conversions come from the provider event store (raw load + files landed since), which
+        # the deps on fct_campaign_responses and provider_events order this step after.
+        require_tables(con, RESULTS, [ASSIGNMENTS, model_key("fct_orders")])
+        measured = measure_day(con, day, storage.landing_dir)
     metadata = {
         "dagster/row_count": len(measured.results),
         "results": dg.MetadataValue.md(
