@@ -108,10 +108,12 @@ def read_landing(
     select: str,
     where: str = "true",
     skip: frozenset[str] = frozenset(),
+    only: frozenset[str] | None = None,
 ) -> pd.DataFrame:
     """``select`` over one landing table's files as landed (text), now; empty when it has none.
 
-    Files whose name or landing-relative path is in ``skip`` are not read. The loader's own
+    Files whose name or landing-relative path is in ``skip`` are not read; with ``only``, only
+    the files whose landing-relative path is in it. The loader's own
     contract check and raw read (tessera.warehouse.landing) do the reading, so a file the raw
     load would refuse is refused here too: the send stops rather than skip an unsubscribe.
     """
@@ -119,7 +121,9 @@ def read_landing(
     files = [
         p
         for p in landing_files(landing_dir, table)
-        if p.name not in skip and str(p.relative_to(landing_dir)) not in skip
+        if p.name not in skip
+        and str(p.relative_to(landing_dir)) not in skip
+        and (only is None or str(p.relative_to(landing_dir)) in only)
     ]
     if not files:
         return pd.DataFrame()
@@ -156,7 +160,9 @@ class ProviderEvents:
     """The store as one connection sees it: what the warehouse loaded and what landed since.
 
     The loaded part cannot change while a step holds the warehouse; the landed part can, so
-    :meth:`landed` lists the folder again on every call.
+    :meth:`landed` lists the folder again on every call. A landed file is read once and again
+    only when its size or modification time changes (the endpoint's files never change), so a
+    check before every window of requests costs the files that are new since the last one.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, landing_dir: Path) -> None:
@@ -164,6 +170,8 @@ class ProviderEvents:
         self.landing_dir = Path(landing_dir)
         #: Files read from ``raw.campaign_responses`` (never from the folder).
         self.known_files = loaded_files(con)
+        #: (events, before) -> landing-relative file -> ((mtime_ns, size), its rows).
+        self._read: dict[tuple, dict[str, tuple[tuple[int, int], pd.DataFrame]]] = {}
 
     def loaded(
         self,
@@ -182,11 +190,27 @@ class ProviderEvents:
         events: Iterable[str] | None = None,
         before: dt.date | dt.datetime | None = None,
     ) -> pd.DataFrame:
-        """Rows of the files landed since the raw load, read from the folder now."""
-        frame = read_landing(
-            self.landing_dir, TABLE, _select("landing"), _where(events, before), self.known_files
-        )
-        return _empty() if frame.empty else frame[COLUMNS]
+        """Rows of the files landed since the raw load, as the folder holds them now."""
+        stamps = {}
+        for path in landing_files(self.landing_dir, TABLE):
+            name = str(path.relative_to(self.landing_dir))
+            if name not in self.known_files and path.name not in self.known_files:
+                stat = path.stat()
+                stamps[name] = (stat.st_mtime_ns, stat.st_size)
+        cached = self._read.setdefault((None if events is None else tuple(events), before), {})
+        for name in set(cached) - set(stamps):
+            del cached[name]  # removed from the folder
+        fresh = frozenset(n for n, stamp in stamps.items() if cached.get(n, (None,))[0] != stamp)
+        if fresh:
+            frame = read_landing(
+                self.landing_dir, TABLE, _select("landing"), _where(events, before), only=fresh
+            )
+            rows = _empty() if frame.empty else frame[COLUMNS]
+            by_file = dict(iter(rows.groupby("source_file", sort=False)))
+            for name in fresh:
+                cached[name] = (stamps[name], by_file.get(name, _empty()))
+        frames = [cached[n][1] for n in sorted(stamps) if len(cached[n][1])]
+        return pd.concat(frames, ignore_index=True) if frames else _empty()
 
     def __call__(
         self,
