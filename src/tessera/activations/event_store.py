@@ -41,8 +41,9 @@ TABLE = "campaign_responses"
 RAW_TABLE = f"raw.{TABLE}"
 SNAPSHOT_TABLE = "activations.provider_events"
 #: What every reader gets: the contract's columns parsed (text trimmed, event names canonical,
-#: occurred_at in UTC as dbt's staging parses it, revenue a finite number or NULL), the file a
-#: row came from (landing-relative) and where it was read (``raw:<file>`` or ``landing:<file>``).
+#: occurred_at in UTC as dbt's staging parses it, revenue a finite number or NULL beside the
+#: text it was parsed from), the file a row came from (landing-relative) and where it was read
+#: (``raw:<file>`` or ``landing:<file>``).
 COLUMNS = [
     "message_id",
     "customer_id",
@@ -51,6 +52,7 @@ COLUMNS = [
     "event",
     "occurred_at",
     "revenue",
+    "revenue_text",
     "source_file",
     "source",
 ]
@@ -82,6 +84,7 @@ def _select(origin: str) -> str:
             f"{event_sql('event')} as event",
             f"{_utc('occurred_at')} as occurred_at",
             f"(case when isfinite({number}) then {number} end) as revenue",
+            f"{_text('revenue')} as revenue_text",
             "_source_file as source_file",
             f"'{origin}:' || _source_file as source",
         ]

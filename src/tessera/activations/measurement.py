@@ -50,9 +50,10 @@ def conversions_before(
     con: duckdb.DuckDBPyConnection, landing_dir: Path, day: dt.date
 ) -> pd.DataFrame:
     """Attributed conversion events before ``day`` (customer_id, campaign_id, occurred_at,
-    revenue) from the provider event store, as the contract allows them: a revenue that is not
-    a number >= 0 or a channel the contract does not know makes the row no conversion, as
-    staging quarantines it; a re-delivered event (same message and time) counts once."""
+    revenue) from the provider event store, as the contract allows them: a missing key, a
+    channel the contract does not know or a revenue that is not a number >= 0 makes the row no
+    conversion, as staging quarantines it; a re-delivered event (same message and time)
+    counts once."""
     events = provider_events(con, landing_dir, ("conversion",), before=day)
     channels = registry().accepted("campaign_responses", "invalid_channel")
     valid = (
@@ -61,6 +62,7 @@ def conversions_before(
         & events["campaign_id"].notna()
         & events["channel"].isin(channels)
         & ~(events["revenue"].astype(float) < 0)
+        & (events["revenue_text"].isna() | events["revenue"].notna())
     )
     conversions = events[valid].drop_duplicates(["message_id", "occurred_at"])
     return conversions[["customer_id", "campaign_id", "occurred_at", "revenue"]].reset_index(

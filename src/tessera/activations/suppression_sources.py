@@ -14,6 +14,7 @@ change while ``deliveries`` holds the warehouse, so they are read once per run.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from tessera.activations.suppressions import (
     build_suppressions,
 )
 from tessera.warehouse.duckdb_io import read
+
+log = logging.getLogger(__name__)
 
 
 class MissingSuppressionSourceError(ActivationError):
@@ -182,6 +185,10 @@ class SuppressionSources:
         self.absent = tuple(
             s.name for s in SOURCES if "." in s.name and not s.required and s.name not in tables
         )
+        if self.absent:
+            log.info(
+                "optional suppression sources not in the warehouse: %s", ", ".join(self.absent)
+            )
         self.reads = 0
         # What the warehouse holds cannot change during the run: normalise it once.
         self._static = build_suppressions(

@@ -50,6 +50,7 @@ def store(tmp_path):
         # What staging quarantines is no conversion: a negative revenue, an unknown channel.
         + "k3,c3,winback,email,conversion,2025-02-11 10:00:00,-5\n"
         + "k4,c4,winback,pigeon,conversion,2025-02-11 10:00:00,5\n"
+        + "k5,c5,winback,email,conversion,2025-02-11 10:00:00,12;50\n"
     )
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     load_landing(con, landing, ("campaign_responses",))
@@ -64,13 +65,13 @@ def test_each_file_is_read_once_from_the_raw_load_or_from_the_folder(store):
     events = provider_events(con, landing)
     by_source = events.groupby("source").size().to_dict()
     assert by_source == {
-        "raw:campaign_responses/history.csv": 5,
+        "raw:campaign_responses/history.csv": 6,
         "landing:campaign_responses/events-late.parquet": 1,
     }
     # After the next raw load the same file comes from the warehouse, not twice.
     load_landing(con, landing, ("campaign_responses",))
     again = provider_events(con, landing)
-    assert len(again) == 6
+    assert len(again) == 7
     assert set(again["source"]) == {
         "raw:campaign_responses/history.csv",
         "raw:campaign_responses/events-late.parquet",
