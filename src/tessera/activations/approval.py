@@ -12,9 +12,11 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
+import duckdb
 import pandas as pd
 
-from tessera.activations.errors import SendBlockedError
+from tessera.activations.errors import ActivationError, SendBlockedError
+from tessera.warehouse.duckdb_io import read, replace_dates
 
 #: Fields of an outbound message that decide what leaves, in the order they are reported.
 BOUND_FIELDS = ("address", "template_id", "personalization", "channel", "provider")
@@ -136,4 +138,89 @@ def check_approval(
     raise SendBlockedError(
         f"outbound_messages for {day} changed since approval at {approved_at}{who}: "
         f"{diff.describe()}. Nothing was sent; review outbound_messages and approve again."
+    )
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A recorded approval: how many messages it binds and their fingerprint."""
+
+    messages: int
+    fingerprint: str
+
+
+def record_approval(
+    con: duckdb.DuckDBPyConnection,
+    day: dt.date,
+    approved_by: str,
+    note: str = "",
+    now: dt.datetime | None = None,
+) -> Approval:
+    """Approve ``day``'s stored outbound messages as they are now (replacing an earlier
+    approval of the day): one row in activations.send_approvals, the bound fields of every
+    message in activations.send_approval_messages."""
+    messages = con.execute(
+        "select * from activations.outbound_messages where as_of_date = $d", {"d": day}
+    ).df()
+    manifest = approval_manifest(messages)
+    manifest.insert(0, "as_of_date", day)
+    stamp = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
+    row = pd.DataFrame(
+        [
+            {
+                "as_of_date": day,
+                "approved_at": stamp,
+                "approved_by": approved_by,
+                "note": note,
+                "message_count": len(manifest),
+                "fingerprint": fingerprint(manifest),
+            }
+        ]
+    )
+    replace_dates(
+        con,
+        [
+            ("activations.send_approvals", row),
+            ("activations.send_approval_messages", manifest),
+        ],
+        day,
+    )
+    return Approval(messages=len(manifest), fingerprint=str(row["fingerprint"][0]))
+
+
+def stored_approval(
+    con: duckdb.DuckDBPyConnection, day: dt.date
+) -> tuple[pd.DataFrame | None, pd.Series | None]:
+    """The stored approval of ``day``: the messages it binds and its row (None: none)."""
+    approval = read(
+        con, "select * from activations.send_approvals where as_of_date = $d", {"d": day}
+    )
+    if approval is None or approval.empty:
+        return None, None
+    row = approval.iloc[0]
+    manifest = read(
+        con,
+        f"select {', '.join(MANIFEST_COLUMNS)} from activations.send_approval_messages "
+        "where as_of_date = $d",
+        {"d": day},
+    )
+    if manifest is None and int(row["message_count"]) == 0:
+        manifest = pd.DataFrame(columns=MANIFEST_COLUMNS)
+    if manifest is None or len(manifest) != int(row["message_count"]):
+        raise ActivationError(
+            f"the approval of {day} at {row['approved_at']} was recorded before approvals bound "
+            "each message's content; review outbound_messages and approve again"
+        )
+    return manifest, row
+
+
+def require_approval(con: duckdb.DuckDBPyConnection, day: dt.date, messages: pd.DataFrame) -> None:
+    """Raise (SendBlockedError or ActivationError) unless ``messages`` are the approved ones."""
+    approved, row = stored_approval(con, day)
+    check_approval(
+        day,
+        messages,
+        approved,
+        approved_at=None if row is None else row["approved_at"],
+        approved_by=None if row is None else row["approved_by"],
     )

@@ -80,15 +80,14 @@ def _run_sink(args: argparse.Namespace) -> int:
 
 
 def _run_events(args: argparse.Namespace) -> int:
-    import os
-
     from tessera.activations.errors import ProviderConfigError
     from tessera.activations.events import EventReceiver, running_events
+    from tessera.activations.settings import EVENT_KEY_VAR, event_public_key
 
-    key = args.public_key or os.environ.get("TESSERA_EVENT_WEBHOOK_PUBLIC_KEY")
+    key = args.public_key or event_public_key()
     if not key:
         raise ProviderConfigError(
-            "no verification key: pass --public-key or set TESSERA_EVENT_WEBHOOK_PUBLIC_KEY "
+            f"no verification key: pass --public-key or set {EVENT_KEY_VAR} "
             "(SendGrid: Settings > Mail Settings > Signed Event Webhook)"
         )
     receiver = EventReceiver(_data_dir(args.data_dir) / "landing", key)

@@ -4,11 +4,11 @@ Suppressions are keyed on the normalised **address** (e-mail or phone) and chann
 customer: two customer records that share an address share its suppressions. The list is
 fed by
 
-- provider events (campaign_responses, provider_events, event files landed since the last
-  build): ``unsubscribe`` and ``bounce`` suppress the address on the message's channel (the
-  ledger's, else the event's), or on every channel when the event names a channel we do not
-  know (``E-mail``, ``push``, empty); ``spam_report`` suppresses it and the customer's other
-  addresses on every channel;
+- provider events (tessera.activations.event_store: every landed campaign_responses row,
+  also in files landed since the raw load): ``unsubscribe`` and ``bounce`` suppress the
+  address on the message's channel (the ledger's, else the event's), or on every channel when
+  the event names a channel we do not know (``E-mail``, ``push``, empty); ``spam_report``
+  suppresses it and the customer's other addresses on every channel;
 - opt-outs: a customer record whose consent for a channel is false suppresses that address for
   every record that shares it;
 - manual entries (the optional ``suppressions`` landing source, e.g. a CRM's do-not-contact list).

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from tessera.activations.events import write_atomic_parquet
-from tessera.orchestration.defs.activations.suppression_sources import SuppressionSources
+from tessera.activations.suppression_sources import SuppressionSources
 from tessera.warehouse.landing import LandingError, load_landing
 
 RESPONSE_COLUMNS = ["message_id", "customer_id", "campaign_id", "channel", "event", "occurred_at"]

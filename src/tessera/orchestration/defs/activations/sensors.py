@@ -9,7 +9,7 @@ from tessera.orchestration.defs.resources import DataStorage
 provider_events_job = dg.define_asset_job(
     "ingest_provider_events",
     selection=dg.AssetSelection.assets(provider_events),
-    description="Append newly landed provider event files to activations.provider_events.",
+    description="Rebuild activations.provider_events after the event endpoint landed new files.",
 )
 
 approve_and_send = dg.define_asset_job(
