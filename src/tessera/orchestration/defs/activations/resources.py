@@ -94,4 +94,3 @@ def build_activation_settings(env: Mapping[str, str] | None = None) -> Activatio
         **values,  # type: ignore[arg-type]
         **{field: dg.EnvVar(var) for field, var in secrets.items()},
     )
-
