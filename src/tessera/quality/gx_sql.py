@@ -1,17 +1,41 @@
 """Great Expectations over the warehouse itself: its SQL datasource on a DuckDB connection, and Data Docs.
 
 GE runs each expectation as SQL through SQLAlchemy (duckdb-engine), on a duplicate of the caller's
-DuckDB connection, so it reads the same database (the one writer of the warehouse file, or an
-in-memory one in tests) without opening the file a second time. GE is imported lazily.
+DuckDB connection (``con.cursor()``), so it reads the same database (the one writer of the
+warehouse file, or an in-memory one in tests) without opening the file a second time, and so
+without a second configuration for it. What GE judges is a scratch table in an in-memory database
+attached to that same DuckDB instance (a temporary table would be invisible to the duplicate): one
+row per warehouse row, one column per rule. GE is imported lazily, and one GE context and
+datasource serve every validation of a process (setting them up costs more than a validation).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
+
+#: The in-memory database, attached to the caller's DuckDB instance, that holds GE's scratch tables.
+SCRATCH = "tessera_gx"
+#: Name of the Data Docs site (and of its folder's role in the GE config).
+SITE = "tessera"
+#: Where Data Docs go, relative to the folder of the warehouse file (the data folder).
+DATA_DOCS_SUBDIR = Path("quality") / "data_docs"
+
+
+def data_docs_dir(database: str | Path) -> Path | None:
+    """The Data Docs folder beside a warehouse file (``<data_dir>/quality/data_docs``); None for
+    an in-memory or remote database."""
+    text = str(database)
+    if not text or text == ":memory:" or text.startswith(("md:", "motherduck:")):
+        return None
+    return Path(text).resolve().parent / DATA_DOCS_SUBDIR
 
 
 class _BufferedCursor:
@@ -19,6 +43,7 @@ class _BufferedCursor:
 
     duckdb-engine's cursors share their connection, and GE fetches a result after handing the
     connection back (which rolls it back): DuckDB would have dropped the pending result by then.
+    Every statement GE sends here is an aggregate or a LIMITed select, so the buffer stays small.
     """
 
     def __init__(self, inner: Any) -> None:
@@ -47,23 +72,25 @@ class _BufferedCursor:
         return getattr(self._inner, name)
 
 
-def _creator(con: duckdb.DuckDBPyConnection) -> Any:
-    import duckdb_engine
-
-    class _Connection(duckdb_engine.ConnectionWrapper):
-        def cursor(self) -> Any:
-            return _BufferedCursor(super().cursor())
-
-    return lambda: _Connection(con.cursor())
+Kind = Literal["share", "rows", "min"]
 
 
 @dataclass(frozen=True)
-class RowExpectation:
-    """At most ``max_share`` of the rows may have ``flag`` (a boolean column) true."""
+class Expectation:
+    """One expectation of a suite, at one severity.
 
-    name: str
-    flag: str
-    max_share: float
+    ``share``: at most ``max_share`` of the rows may have the boolean ``column`` true;
+    ``rows``: the table has between ``min_value`` and ``max_value`` rows;
+    ``min``: the smallest value of ``column`` lies between ``min_value`` and ``max_value``.
+    """
+
+    rule: str
+    level: str  # "warn" or "error"
+    kind: Kind
+    column: str | None = None
+    max_share: float = 0.0
+    min_value: float | None = None
+    max_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -72,13 +99,27 @@ class ExpectationOutcome:
     success: bool
     unexpected_count: int | None
     element_count: int | None
+    #: The value GE observed (row count, column minimum); None for share expectations.
+    observed: float | None = None
 
 
 @dataclass
 class GxRun:
-    outcomes: dict[str, ExpectationOutcome]
-    #: file:// URL of the Data Docs index, when a directory was given.
+    #: Per expectation (rule, level): how it fared.
+    results: dict[tuple[str, str], ExpectationOutcome]
+    rows: int
+    #: file:// URL of the Data Docs index and of this validation's page, when a folder was given.
     data_docs: str | None = None
+    page: str | None = None
+
+    @property
+    def outcomes(self) -> dict[str, ExpectationOutcome]:
+        """Per rule, its outcome (the failing level when one fails)."""
+        out: dict[str, ExpectationOutcome] = {}
+        for (rule, _level), outcome in self.results.items():
+            if rule not in out or not outcome.success:
+                out[rule] = outcome
+        return out
 
 
 def _exception(info: Any) -> str | None:
@@ -93,6 +134,209 @@ def _exception(info: Any) -> str | None:
     return None
 
 
+class _Gx:
+    """The process's GE context and SQL datasource; the datasource reads ``current``'s database."""
+
+    lock = threading.Lock()
+    context: Any = None
+    source: Any = None
+    current: duckdb.DuckDBPyConnection | None = None
+    docs_sites: dict[str, str] = {}
+    runs = 0
+
+    @classmethod
+    def connect(cls) -> Any:
+        import duckdb_engine
+
+        class _Connection(duckdb_engine.ConnectionWrapper):
+            def cursor(self) -> Any:
+                return _BufferedCursor(super().cursor())
+
+        if cls.current is None:
+            raise RuntimeError("Great Expectations ran outside a validation")
+        cursor = cls.current.cursor()
+        # GE names the scratch table unqualified in some statements: make its database the default.
+        cursor.execute(f"use {SCRATCH}")
+        return _Connection(cursor)
+
+    @classmethod
+    def setup(cls) -> tuple[Any, Any]:
+        if cls.context is None:
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+            from sqlalchemy.pool import NullPool
+
+            context = gx.get_context(mode="ephemeral")
+            context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            # NullPool: every GE connection is a fresh duplicate of the current caller's one.
+            cls.source = context.data_sources.add_sql(
+                "tessera_warehouse", connection_string="duckdb:///:memory:",
+                kwargs={"creator": cls.connect, "poolclass": NullPool},
+            )  # fmt: skip
+            cls.context = context
+        return cls.context, cls.source
+
+    @classmethod
+    def site(cls, docs_dir: Path) -> str:
+        """The Data Docs site writing to ``docs_dir`` (one per folder, added once)."""
+        key = str(docs_dir)
+        if key not in cls.docs_sites:
+            name = f"{SITE}_{len(cls.docs_sites)}"
+            cls.context.add_data_docs_site(
+                name,
+                {
+                    "class_name": "SiteBuilder",
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": key,
+                    },
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                },
+            )
+            cls.docs_sites[key] = name
+        return cls.docs_sites[key]
+
+
+def _gx_expectation(gx: Any, e: Expectation, index: int) -> Any:
+    meta = {"rule": e.rule, "level": e.level, "index": index}
+    severity = "critical" if e.level == "error" else "warning"
+    if e.kind == "share":
+        # mostly >= 1 - max_share, as "share <= max_share": the epsilon keeps a share sitting
+        # exactly on the bound inside it despite 1 - x rounding.
+        mostly = 1.0 if e.max_share <= 0 else max(0.0, 1.0 - e.max_share - 1e-12)
+        return gx.expectations.ExpectColumnValuesToBeInSet(
+            column=e.column, value_set=[False], mostly=mostly, severity=severity, meta=meta
+        )
+    if e.kind == "rows":
+        return gx.expectations.ExpectTableRowCountToBeBetween(
+            min_value=None if e.min_value is None else int(e.min_value),
+            max_value=None if e.max_value is None else int(e.max_value),
+            severity=severity, meta=meta,
+        )  # fmt: skip
+    return gx.expectations.ExpectColumnMinToBeBetween(
+        column=e.column, min_value=e.min_value, max_value=e.max_value, severity=severity,
+        meta=meta,
+    )  # fmt: skip
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def validate_table(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    select_sql: str,
+    expectations: Sequence[Expectation],
+    data_docs_dir: Path | None = None,
+    run_name: str | None = None,
+) -> GxRun:
+    """Run ``expectations`` with GE's SQL datasource over the rows of ``select_sql`` (a SELECT on
+    ``con``'s database, one column per rule) and, with ``data_docs_dir``, publish the validation
+    as GE Data Docs there (one page per validation, under ``run_name``, and the site's index)."""
+    import great_expectations as gx
+
+    with _Gx.lock:
+        _Gx.current = con
+        try:
+            con.execute(f"attach if not exists ':memory:' as {SCRATCH}")
+            context, source = _Gx.setup()
+            _Gx.runs += 1
+            unique = f"{name}__{_Gx.runs}"
+            scratch = f'{SCRATCH}.main."{unique}"'
+            con.execute(f"create table {scratch} as {select_sql}")
+            rows = int(con.execute(f"select count(*) from {scratch}").fetchall()[0][0])
+            return _run(gx, context, source, name, unique, rows, expectations, data_docs_dir,
+                        run_name)  # fmt: skip
+        finally:
+            _Gx.current = None
+            con.execute(f'drop table if exists {SCRATCH}.main."{name}__{_Gx.runs}"')
+
+
+def _run(
+    gx: Any,
+    context: Any,
+    source: Any,
+    name: str,
+    unique: str,
+    rows: int,
+    expectations: Sequence[Expectation],
+    data_docs_dir: Path | None,
+    run_name: str | None,
+) -> GxRun:
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    asset = source.add_table_asset(unique, table_name=unique)
+    batch = asset.add_batch_definition_whole_table("all")
+    # The suite is named for the check (Data Docs title its page so); one validation at a time.
+    suite = context.suites.add(
+        gx.ExpectationSuite(
+            name=name,
+            expectations=[_gx_expectation(gx, e, i) for i, e in enumerate(expectations)],
+        )
+    )
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=unique, data=batch, suite=suite)
+    )
+    try:
+        # BASIC gives the unexpected counts; no unexpected values are listed (no row fetches).
+        result = validation.run(
+            result_format={"result_format": "BASIC", "partial_unexpected_count": 0},
+            run_id=RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.UTC)),
+        )
+        results: dict[tuple[str, str], ExpectationOutcome] = {}
+        for res in result.results:
+            problem = _exception(res.exception_info)
+            if problem:
+                raise RuntimeError(f"Great Expectations could not evaluate {name}: {problem}")
+            meta = res.expectation_config.meta
+            body = res.result or {}
+            results[(meta["rule"], meta["level"])] = ExpectationOutcome(
+                meta["rule"],
+                bool(res.success),
+                body.get("unexpected_count"),
+                body.get("element_count"),
+                _number(body.get("observed_value")),
+            )
+        run = GxRun(results, rows)
+        if data_docs_dir is not None:
+            run.data_docs, run.page = _publish(context, result, data_docs_dir)
+        return run
+    finally:
+        # Keep the in-memory stores small in a long-lived process (dagster dev, backfills).
+        context.validation_definitions.delete(unique)
+        context.suites.delete(name)
+        source.delete_asset(unique)
+
+
+def _publish(context: Any, result: Any, docs_dir: Path) -> tuple[str, str | None]:
+    """Render this validation's page (and the index) into ``docs_dir``; their file:// URLs."""
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    site = _Gx.site(docs_dir.resolve())
+    run_id = result.meta["run_id"]
+    (key,) = [k for k in context.validation_results_store.list_keys() if k.run_id == run_id]
+    index = context.build_data_docs(site_names=[site], resource_identifiers=[key])[site]
+    page = None
+    for entry in context.get_docs_sites_urls(resource_identifier=key, site_name=site):
+        page = entry.get("site_url") or page
+    return index, page
+
+
+# --- the narrow form: share rules over boolean flag columns --------------------------------------
+
+
+@dataclass(frozen=True)
+class RowExpectation:
+    """At most ``max_share`` of the rows may have ``flag`` (a boolean column) true."""
+
+    name: str
+    flag: str
+    max_share: float
+
+
 def validate_rows(
     con: duckdb.DuckDBPyConnection,
     name: str,
@@ -100,61 +344,31 @@ def validate_rows(
     expectations: list[RowExpectation],
     data_docs_dir: Path | None = None,
 ) -> GxRun:
-    """Run row expectations with GE's SQL datasource over ``query`` (a SELECT on ``con``'s
-    database) and, with ``data_docs_dir``, publish the validation as GE Data Docs there."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    """Row expectations over ``query`` (a SELECT on ``con``'s database) with GE's SQL datasource."""
+    return validate_table(
+        con,
+        name,
+        query,
+        [Expectation(e.name, "error", "share", e.flag, e.max_share) for e in expectations],
+        data_docs_dir,
+    )
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_sql(
-        "tessera_warehouse", connection_string="duckdb:///:memory:",
-        kwargs={"creator": _creator(con)},
-    )  # fmt: skip
-    batch = source.add_query_asset(name, query=query).add_batch_definition_whole_table("all")
-    suite = context.suites.add(
-        gx.ExpectationSuite(
-            name=name,
-            expectations=[
-                gx.expectations.ExpectColumnValuesToBeInSet(
-                    column=e.flag,
-                    value_set=[False],
-                    mostly=1.0 - e.max_share,
-                    meta={"rule": e.name},
-                )  # fmt: skip
-                for e in expectations
-            ],
-        )
-    )
-    validation = context.validation_definitions.add(
-        gx.ValidationDefinition(name=name, data=batch, suite=suite)
-    )
-    result = validation.run(result_format="SUMMARY")
-    outcomes = {}
-    for res in result.results:
-        problem = _exception(res.exception_info)
-        if problem:
-            raise RuntimeError(f"Great Expectations could not evaluate {name}: {problem}")
-        rule = res.expectation_config.meta["rule"]
-        outcomes[rule] = ExpectationOutcome(
-            rule,
-            bool(res.success),
-            res.result.get("unexpected_count"),
-            res.result.get("element_count"),
-        )
-    docs = None
-    if data_docs_dir is not None:
-        data_docs_dir.mkdir(parents=True, exist_ok=True)
-        context.add_data_docs_site(
-            "tessera",
-            {
-                "class_name": "SiteBuilder",
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(data_docs_dir),
-                },
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
-        docs = context.build_data_docs(site_names=["tessera"])["tessera"]
-    return GxRun(outcomes, docs)
+
+def count_bounds(
+    low: float | None, high: float | None, per: float
+) -> tuple[int | None, int | None]:
+    """Whole row counts n with low <= n / per <= high (computed as the ratio is, in floats)."""
+    lo = hi = None
+    if low is not None:
+        lo = max(0, math.ceil(low * per))
+        while lo > 0 and (lo - 1) / per >= low:
+            lo -= 1
+        while lo / per < low:
+            lo += 1
+    if high is not None:
+        hi = math.floor(high * per)
+        while (hi + 1) / per <= high:
+            hi += 1
+        while hi >= 0 and hi / per > high:
+            hi -= 1
+    return lo, hi
