@@ -306,6 +306,12 @@ def _run(
             run.data_docs, run.page = _publish(context, result, data_docs_dir)
         return run
     finally:
+        # The in-memory results store keeps this run's validations only (the index lists them):
+        # a long backfill in one process neither grows nor re-renders an ever longer index.
+        store = context.validation_results_store
+        for key in store.list_keys():
+            if data_docs_dir is None or run_name is None or key.run_id.run_name != run_name:
+                store.remove_key(key)
         # Keep the in-memory stores small in a long-lived process (dagster dev, backfills).
         context.validation_definitions.delete(unique)
         context.suites.delete(name)
