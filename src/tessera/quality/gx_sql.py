@@ -11,10 +11,11 @@ datasource serve every validation of a process (setting them up costs more than 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -137,7 +138,7 @@ def _exception(info: Any) -> str | None:
 class _Gx:
     """The process's GE context and SQL datasource; the datasource reads ``current``'s database."""
 
-    lock = threading.Lock()
+    lock = threading.RLock()
     context: Any = None
     source: Any = None
     current: duckdb.DuckDBPyConnection | None = None
@@ -226,34 +227,45 @@ def _number(value: Any) -> float | None:
         return None
 
 
+@contextlib.contextmanager
+def scratch_table(con: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> Iterator[str]:
+    """The rows of ``select_sql`` as a table GE can read (in the in-memory database attached to
+    ``con``'s DuckDB instance); its qualified name, valid inside the block only."""
+    with _Gx.lock:
+        _Gx.runs += 1
+        table = f'{SCRATCH}.main."{name}__{_Gx.runs}"'
+        con.execute(f"attach if not exists ':memory:' as {SCRATCH}")
+        try:
+            con.execute(f"create table {table} as {select_sql}")
+            yield table
+        finally:
+            # Detached again, so dbt (which may share this DuckDB instance) never sees it.
+            con.execute(f"detach database if exists {SCRATCH}")
+
+
 def validate_table(
     con: duckdb.DuckDBPyConnection,
     name: str,
-    select_sql: str,
+    table: str,
     expectations: Sequence[Expectation],
     data_docs_dir: Path | None = None,
     run_name: str | None = None,
 ) -> GxRun:
-    """Run ``expectations`` with GE's SQL datasource over the rows of ``select_sql`` (a SELECT on
-    ``con``'s database, one column per rule) and, with ``data_docs_dir``, publish the validation
-    as GE Data Docs there (one page per validation, under ``run_name``, and the site's index)."""
+    """Run ``expectations`` with GE's SQL datasource over a :func:`scratch_table` (one column
+    per rule) and, with ``data_docs_dir``, publish the validation as GE Data Docs there (one page
+    per validation, under ``run_name``, and the site's index)."""
     import great_expectations as gx
 
     with _Gx.lock:
         _Gx.current = con
         try:
-            con.execute(f"attach if not exists ':memory:' as {SCRATCH}")
             context, source = _Gx.setup()
-            _Gx.runs += 1
-            unique = f"{name}__{_Gx.runs}"
-            scratch = f'{SCRATCH}.main."{unique}"'
-            con.execute(f"create table {scratch} as {select_sql}")
-            rows = int(con.execute(f"select count(*) from {scratch}").fetchall()[0][0])
+            rows = int(con.execute(f"select count(*) from {table}").fetchall()[0][0])
+            unique = table.rpartition(".")[2].strip('"')
             return _run(gx, context, source, name, unique, rows, expectations, data_docs_dir,
                         run_name)  # fmt: skip
         finally:
             _Gx.current = None
-            con.execute(f'drop table if exists {SCRATCH}.main."{name}__{_Gx.runs}"')
 
 
 def _run(
@@ -318,8 +330,45 @@ def _run(
         source.delete_asset(unique)
 
 
+class _TemplateCache:
+    """Jinja bytecode of GE's Data Docs templates, kept for the process.
+
+    GE builds new Jinja environments for every Data Docs build, so each build parsed and compiled
+    its ~35 templates again (most of a build's time); the bytecode cache skips that.
+    """
+
+    store: dict[str, bytes] = {}
+    installed = False
+
+    @classmethod
+    def install(cls) -> None:
+        if cls.installed:
+            return
+        import jinja2
+        from great_expectations.render.view.view import DefaultJinjaView
+
+        class _Cache(jinja2.BytecodeCache):
+            def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+                if bucket.key in cls.store:
+                    bucket.bytecode_from_string(cls.store[bucket.key])
+
+            def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+                cls.store[bucket.key] = bucket.bytecode_to_string()
+
+        cache = _Cache()
+        init = DefaultJinjaView.__init__
+
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **kwargs)
+            self.env.bytecode_cache = cache
+
+        DefaultJinjaView.__init__ = __init__  # type: ignore[method-assign]
+        cls.installed = True
+
+
 def _publish(context: Any, result: Any, docs_dir: Path) -> tuple[str, str | None]:
     """Render this validation's page (and the index) into ``docs_dir``; their file:// URLs."""
+    _TemplateCache.install()
     docs_dir.mkdir(parents=True, exist_ok=True)
     site = _Gx.site(docs_dir.resolve())
     run_id = result.meta["run_id"]
@@ -351,13 +400,14 @@ def validate_rows(
     data_docs_dir: Path | None = None,
 ) -> GxRun:
     """Row expectations over ``query`` (a SELECT on ``con``'s database) with GE's SQL datasource."""
-    return validate_table(
-        con,
-        name,
-        query,
-        [Expectation(e.name, "error", "share", e.flag, e.max_share) for e in expectations],
-        data_docs_dir,
-    )
+    with scratch_table(con, name, query) as table:
+        return validate_table(
+            con,
+            name,
+            table,
+            [Expectation(e.name, "error", "share", e.flag, e.max_share) for e in expectations],
+            data_docs_dir,
+        )
 
 
 def count_bounds(

@@ -6,6 +6,7 @@ importing this module stays cheap.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -15,7 +16,13 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from tessera.quality.gx_sql import Expectation, count_bounds, validate_table
+from tessera.quality.gx_sql import (
+    Expectation,
+    GxRun,
+    count_bounds,
+    scratch_table,
+    validate_table,
+)
 from tessera.quality.suites import Rule, Severity, Suite, Thresholds
 from tessera.reporting import markdown_table
 
@@ -226,18 +233,24 @@ def validate(
             warn_min=lo_w, warn_max=hi_w, error_min=lo_e, error_max=hi_e,
         ))  # fmt: skip
 
-    # A landing table's rows are parsed, joined and ranked once: the rule columns GE judges and
-    # the examples read the same materialised rows (a temporary table, gone with the session).
+    # The rows GE judges: one column per rule, evaluated once per row. A landing table's rows
+    # (parsed, joined and ranked, costly) are kept whole beside them, so the examples read the
+    # same materialised rows.
     source = suite.from_clause(tuple(columns))
-    if suite.materialise:
-        scratch = f"__quality_{suite.name}"
-        con.execute(f'create or replace temp table "{scratch}" as select * from {source}')
-        source = f'"{scratch}" as t'
-    try:
-        return _judge(con, suite, rules, source, columns, max_examples, data_docs_dir, run_name)
-    finally:
+    selects, expectations, per = _expectations(con, rules)
+    where = f" where {suite.where_sql}" if suite.where_sql else ""
+    kept = "t.*, " if suite.materialise else ""
+    clash = sorted({r.name for r in rules} & set(columns)) if suite.materialise else []
+    if clash:
+        raise QualityError(f"{suite.name}: rule names {clash} are also columns of {suite.relation}")
+    sql = f"select {kept}{', '.join(selects) or 'true as __row'} from {source}{where}"
+    with scratch_table(con, suite.name, sql) as table:
+        run = validate_table(con, suite.name, table, expectations, data_docs_dir, run_name)
         if suite.materialise:
-            con.execute(f'drop table if exists "{scratch}"')
+            # The scratch rows are already filtered by the suite's where clause.
+            suite = dataclasses.replace(suite, where_sql=None)
+            source = f"{table} as t"
+        return _judge(con, suite, rules, run, per, source, columns, max_examples)
 
 
 _LEVELS = (Severity.WARN, Severity.ERROR)
@@ -286,17 +299,12 @@ def _judge(
     con: duckdb.DuckDBPyConnection,
     suite: Suite,
     rules: list[Rule],
+    run: GxRun,
+    per: dict[str, float],
     source: str,
     columns: list[str],
     max_examples: int,
-    data_docs_dir: Path | None,
-    run_name: str | None,
 ) -> SuiteResult:
-    selects, expectations, per = _expectations(con, rules)
-    where = f" where {suite.where_sql}" if suite.where_sql else ""
-    sql = f"select {', '.join(selects) or 'true as __row'} from {source}{where}"
-    run = validate_table(con, suite.name, sql, expectations, data_docs_dir, run_name)
-
     result = SuiteResult(suite.name, suite.relation, run.rows, data_docs=run.page or run.data_docs)
     for rule in rules:
         verdict: Severity | None = None
