@@ -1,4 +1,4 @@
-"""Runs a suite: metrics in DuckDB, judged by Great Expectations, with counts and example rows.
+"""Runs a suite: Great Expectations over the warehouse table, with counts and example rows.
 
 Great Expectations is imported inside the functions that need it (its import takes seconds), so
 importing this module stays cheap.
@@ -6,15 +6,23 @@ importing this module stays cheap.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from tessera.quality.gx_sql import (
+    Expectation,
+    GxRun,
+    count_bounds,
+    scratch_table,
+    validate_table,
+)
 from tessera.quality.suites import Rule, Severity, Suite, Thresholds
 from tessera.reporting import markdown_table
 
@@ -64,6 +72,8 @@ class SuiteResult:
     problem: str | None = None  # a structural failure: missing table or columns
     #: An optional landing table that was never provided: nothing to judge, nothing blocks.
     not_provided: bool = False
+    #: file:// URL of this validation's Great Expectations Data Docs page, when published.
+    data_docs: str | None = None
 
     @property
     def severity(self) -> Severity | None:
@@ -185,79 +195,27 @@ def _table_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-_GX: dict[str, Any] = {}
-
-
-def _gx_batch() -> tuple[Any, Any]:
-    """One ephemeral context and one DataFrame batch definition per process (set-up is costly)."""
-    if not _GX:
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        context = gx.get_context(mode="ephemeral")
-        context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        batch = (
-            context.data_sources.add_pandas("tessera_quality")
-            .add_dataframe_asset(name="metrics")
-            .add_batch_definition_whole_dataframe("whole_frame")
-        )
-        _GX.update(context=context, batch=batch, runs=0)
-    _GX["runs"] += 1
-    return _GX["context"], _GX["batch"]
-
-
-def _run_gx(frame: pd.DataFrame, name: str, expectations: list[Any]) -> list[Any]:
-    """Validate one frame against expectations with the fluent API; the results in order."""
-    import great_expectations as gx
-
-    context, batch = _gx_batch()
-    unique = f"{name}_{_GX['runs']}"
-    # Expectations given at construction: adding them one by one re-serialises the suite each time.
-    suite = context.suites.add(gx.ExpectationSuite(name=unique, expectations=expectations))
-    validation = context.validation_definitions.add(
-        gx.ValidationDefinition(name=unique, data=batch, suite=suite)
-    )
-    try:
-        return list(validation.run(batch_parameters={"dataframe": frame}).results)
-    finally:
-        # Keep the in-memory stores small in a long-lived process (dagster dev, backfills).
-        context.validation_definitions.delete(unique)
-        context.suites.delete(unique)
-
-
-def _observed(result: Any) -> float | None:
-    value = (result.result or {}).get("observed_value")
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def validate(
     con: duckdb.DuckDBPyConnection,
     suite: Suite,
     *,
     thresholds: Thresholds | None = None,
     max_examples: int = 5,
+    data_docs_dir: Path | None = None,
+    run_name: str | None = None,
 ) -> SuiteResult:
-    """Judge one table against its suite. Never raises for bad data: the result says what is wrong."""
-    import great_expectations as gx
-
+    """Judge one table against its suite with Great Expectations over the warehouse (and, with
+    ``data_docs_dir``, publish GE's Data Docs there, the page filed under ``run_name``). Never raises for bad data: the result says
+    what is wrong."""
     th = thresholds or Thresholds()
     columns = _table_columns(con, suite.relation)
     if not columns:
         return SuiteResult(suite.name, suite.relation, 0,
                            problem="the table does not exist (its asset has not been built)")  # fmt: skip
 
-    # Schema: the contract columns must be there before any metric can be computed.
-    schema_results = _run_gx(
-        pd.DataFrame(columns=columns),
-        f"{suite.name}_schema",
-        [gx.expectations.ExpectTableColumnsToMatchSet(
-            column_set=list(suite.required_columns), exact_match=False, severity="critical")],
-    )  # fmt: skip
-    if not schema_results[0].success:
-        missing = sorted(set(suite.required_columns) - set(columns))
+    # Schema: the contract columns must be there before any rule can be evaluated.
+    missing = sorted(set(suite.required_columns) - set(columns))
+    if missing:
         return SuiteResult(suite.name, suite.relation, 0,
                            problem=f"missing column(s) {', '.join(missing)}; found {', '.join(columns)}")  # fmt: skip
 
@@ -271,71 +229,100 @@ def validate(
         rules.insert(at, Rule(
             "row_count_change",
             f"rows now / rows at the previous accepted run ({suite.previous_rows:,})",
-            metric=f"count(*) / {float(suite.previous_rows)}",
+            rows_per=repr(float(suite.previous_rows)),
             warn_min=lo_w, warn_max=hi_w, error_min=lo_e, error_max=hi_e,
         ))  # fmt: skip
 
-    # A landing table's rows are parsed, joined and ranked once: the metrics and the examples
-    # read the same materialised rows (a temporary table, gone with the connection's session).
+    # The rows GE judges: one column per rule, evaluated once per row. A landing table's rows
+    # (parsed, joined and ranked, costly) are kept whole beside them, so the examples read the
+    # same materialised rows.
     source = suite.from_clause(tuple(columns))
-    if suite.materialise:
-        scratch = f"__quality_{suite.name}"
-        con.execute(f'create or replace temp table "{scratch}" as select * from {source}')
-        source = f'"{scratch}" as t'
-    try:
-        return _judge(con, suite, rules, source, columns, max_examples)
-    finally:
+    selects, expectations, per = _expectations(con, rules)
+    where = f" where {suite.where_sql}" if suite.where_sql else ""
+    kept = "t.*, " if suite.materialise else ""
+    clash = sorted({r.name for r in rules} & set(columns)) if suite.materialise else []
+    if clash:
+        raise QualityError(f"{suite.name}: rule names {clash} are also columns of {suite.relation}")
+    sql = f"select {kept}{', '.join(selects) or 'true as __row'} from {source}{where}"
+    with scratch_table(con, suite.name, sql) as table:
+        run = validate_table(con, suite.name, table, expectations, data_docs_dir, run_name)
         if suite.materialise:
-            con.execute(f'drop table if exists "{scratch}"')
+            # The scratch rows are already filtered by the suite's where clause.
+            suite = dataclasses.replace(suite, where_sql=None)
+            source = f"{table} as t"
+        return _judge(con, suite, rules, run, per, source, columns, max_examples)
+
+
+_LEVELS = (Severity.WARN, Severity.ERROR)
+
+
+def _bounds(rule: Rule, level: Severity) -> tuple[float | None, float | None]:
+    if level == Severity.WARN:
+        return rule.warn_min, rule.warn_max
+    return rule.error_min, rule.error_max
+
+
+def _expectations(
+    con: duckdb.DuckDBPyConnection, rules: list[Rule]
+) -> tuple[list[str], list[Expectation], dict[str, float]]:
+    """The rule columns of the table GE judges (one per row or column-minimum rule), the
+    expectations, and each row-count rule's divisor."""
+    columns: list[str] = []
+    expectations: list[Expectation] = []
+    per: dict[str, float] = {}
+    for rule in rules:
+        if rule.condition is not None:
+            columns.append(f'coalesce({rule.condition}, false) as "{rule.name}"')
+        elif rule.column_min is not None:
+            columns.append(f'cast({rule.column_min} as double) as "{rule.name}"')
+        else:
+            per[rule.name] = float(con.execute(f"select {rule.rows_per}").fetchall()[0][0])
+        for level in _LEVELS:
+            low, high = _bounds(rule, level)
+            if low is None and high is None:
+                continue
+            if rule.condition is not None:
+                if low is not None:
+                    raise ValueError(f"rule {rule.name}: a row rule bounds its share from above")
+                e = Expectation(rule.name, str(level), "share", rule.name, max_share=high)
+            elif rule.column_min is not None:
+                e = Expectation(rule.name, str(level), "min", rule.name, min_value=low,
+                                max_value=high)  # fmt: skip
+            else:
+                lo, hi = count_bounds(low, high, per[rule.name])
+                e = Expectation(rule.name, str(level), "rows", min_value=lo, max_value=hi)
+            expectations.append(e)
+    return columns, expectations, per
 
 
 def _judge(
     con: duckdb.DuckDBPyConnection,
     suite: Suite,
     rules: list[Rule],
+    run: GxRun,
+    per: dict[str, float],
     source: str,
     columns: list[str],
     max_examples: int,
 ) -> SuiteResult:
-    import great_expectations as gx
-
-    selects = ["count(*) as __rows"]
+    result = SuiteResult(suite.name, suite.relation, run.rows, data_docs=run.page or run.data_docs)
     for rule in rules:
-        selects.append(f'cast({rule.metric_sql} as double) as "{rule.name}"')
-        if rule.count_sql:
-            selects.append(f'{rule.count_sql} as "{rule.name}__bad"')
-    where = f" where {suite.where_sql}" if suite.where_sql else ""
-    sql = f"select {', '.join(selects)} from {source}{where}"
-    metrics = con.execute(sql).df()
-    rows = int(metrics["__rows"].iloc[0])
-
-    expectations = []
-    for rule in rules:
-        for level, low, high in (
-            (Severity.WARN, rule.warn_min, rule.warn_max),
-            (Severity.ERROR, rule.error_min, rule.error_max),
-        ):
-            if low is None and high is None:
+        verdict: Severity | None = None
+        observed: float | None = None
+        bad: int | None = None
+        for level in _LEVELS:
+            outcome = run.results.get((rule.name, str(level)))
+            if outcome is None:
                 continue
-            expectations.append(gx.expectations.ExpectColumnMinToBeBetween(
-                column=rule.name, min_value=low, max_value=high,
-                severity="critical" if level == Severity.ERROR else "warning",
-                meta={"rule": rule.name, "level": str(level)},
-            ))  # fmt: skip
-    frame = metrics.drop(columns=["__rows"]).astype("float64")
-    results = _run_gx(frame, suite.name, expectations)
-
-    verdict: dict[str, Severity | None] = {r.name: None for r in rules}
-    observed: dict[str, float | None] = {}
-    for res in results:
-        meta = res.expectation_config.meta or {}
-        name, level = meta["rule"], Severity(meta["level"])
-        observed[name] = _observed(res)
-        if not res.success and (verdict[name] is None or level == Severity.ERROR):
-            verdict[name] = level
-
-    result = SuiteResult(suite.name, suite.relation, rows)
-    for rule in rules:
+            if not outcome.success and (verdict is None or level == Severity.ERROR):
+                verdict = level
+            if rule.condition is not None:
+                bad = outcome.unexpected_count or 0
+                observed = bad / outcome.element_count if outcome.element_count else 0.0
+            elif rule.column_min is not None:
+                observed = rule.empty_value if outcome.observed is None else outcome.observed
+            elif outcome.observed is not None:
+                observed = outcome.observed / per[rule.name]
         warn_text, error_text = _describe(rule)
         expected = "; ".join(
             t for t in (
@@ -343,18 +330,17 @@ def _judge(
                 f"block unless {error_text}" if error_text != "any" else "",
             ) if t
         )  # fmt: skip
-        bad = metrics.get(f"{rule.name}__bad")
         result.outcomes.append(RuleOutcome(
             rule=rule.name,
             description=rule.description,
-            severity=verdict[rule.name],
-            observed=observed.get(rule.name, float(metrics[rule.name].iloc[0])),
+            severity=verdict,
+            observed=observed,
             expected=expected,
-            bad_rows=None if bad is None else int(bad.iloc[0]),
+            bad_rows=bad,
             fields=rule.fields,
             is_share=rule.condition is not None,
         ))  # fmt: skip
-        if verdict[rule.name] is not None and rule.condition and max_examples:
+        if verdict is not None and rule.condition and max_examples:
             result.examples[rule.name] = _examples(con, suite, rule, source, columns, max_examples)
     log.info("%s", result.headline())
     return result

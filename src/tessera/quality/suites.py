@@ -1,12 +1,13 @@
 """The expectation suites: what every landing table and mart must satisfy, with a severity per rule.
 
-A suite is plain data (no Great Expectations objects): each rule is an aggregate SQL metric over
-the table with a warn and/or error bound. The landing tables' row rules are the rule registry's
-(rules.yml), judged over the landed text parsed as staging parses it; the marts' keys, nulls,
-references and accepted values are the dbt tests of _marts.yml. Metrics are computed in DuckDB
-(one scan per table, so a 50M-row table never travels to pandas) and then validated by Great
-Expectations in ``tessera.quality.runner``. Row-level rules also carry the predicate of a bad
-row, so the runner can count them exactly and show a few examples with their source file and row.
+A suite is plain data (no Great Expectations objects): each rule is a row predicate, a row count
+or a column minimum over the table, with a warn and/or error bound. The landing tables' row rules
+are the rule registry's (rules.yml), judged over the landed text parsed as staging parses it; the
+marts' keys, nulls, references and accepted values are the dbt tests of _marts.yml.
+``tessera.quality.runner`` turns a suite into Great Expectations expectations that GE's SQL
+datasource runs in DuckDB over the table's rows (nothing large travels to pandas); row rules
+also carry the predicate of a bad row, so a few examples can be shown with their source file
+and row.
 """
 
 from __future__ import annotations
@@ -54,35 +55,36 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Rule:
-    """One expectation: an aggregate metric and its bounds, plus how to find the offending rows.
+    """One expectation, with a warn and/or an error bound, of one of three kinds:
 
-    ``condition`` (a SQL predicate over the suite's FROM clause) makes it a row-level rule: the
-    metric is the share of rows meeting it, and ``warn_max``/``error_max`` bound that share.
-    Otherwise ``metric`` is any aggregate expression bounded by ``[*_min, *_max]``.
+    * ``condition`` (a SQL predicate over the suite's FROM clause): a row rule; the share of rows
+      meeting it is bounded by ``warn_max``/``error_max``, and the rows themselves can be shown;
+    * ``rows_per`` (scalar SQL, "1" for a plain count): the table's row count divided by it is
+      bounded by ``[*_min, *_max]``;
+    * ``column_min`` (SQL over one row): its smallest value over the rows is bounded by
+      ``[*_min, *_max]``, or ``empty_value`` stands for it when no row has one.
+
+    Each becomes a Great Expectations expectation over the warehouse table (runner.py).
     """
 
     name: str
     description: str
     condition: str | None = None
-    metric: str | None = None
+    rows_per: str | None = None
+    column_min: str | None = None
+    empty_value: float | None = None
     warn_min: float | None = None
     warn_max: float | None = None
     error_min: float | None = None
     error_max: float | None = None
     fields: tuple[str, ...] = ()
 
-    @property
-    def metric_sql(self) -> str:
-        if self.condition is not None:
-            return f"coalesce(avg(case when {self.condition} then 1.0 else 0.0 end), 0.0)"
-        assert self.metric is not None, f"rule {self.name} needs a condition or a metric"
-        return self.metric
-
-    @property
-    def count_sql(self) -> str | None:
-        if self.condition is None:
-            return None
-        return f"count(*) filter (where {self.condition})"
+    def __post_init__(self) -> None:
+        kinds = [k for k in (self.condition, self.rows_per, self.column_min) if k is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                f"rule {self.name}: needs exactly one of condition, rows_per and column_min"
+            )
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ def _rows_rule(table: str, minimum: int = 1) -> Rule:
     return Rule(
         "row_count",
         f"{table} has at least {minimum} row(s)",
-        metric="count(*)",
+        rows_per="1",
         error_min=float(minimum),
     )
 
@@ -163,12 +165,14 @@ def _freshness(table: str, col: str, clock: Clock, th: Thresholds) -> Rule | Non
     if clock.as_of is None:
         return None
     as_of = _lit_ts(f"{clock.as_of} 00:00:00")
-    latest = f"max({_ts(col)}) filter (where {_ts(col)} < {as_of})"
+    # Hours from each row's time to D; the smallest is the latest row's. No row before D: 1e9.
+    hours = f"date_diff('second', {_ts(col)}, {as_of}) / 3600.0"
     return Rule(
         f"freshness_{col}",
         f"{table}: hours between the latest {col} before {clock.as_of} and {clock.as_of} 00:00 "
         f"(at most {th.freshness_hours:g})",
-        metric=f"coalesce(date_diff('second', {latest}, {as_of}) / 3600.0, 1e9)",
+        column_min=f"coalesce(case when {_ts(col)} < {as_of} then {hours} end, 1e9)",
+        empty_value=1e9,
         error_max=th.freshness_hours,
         fields=(col,),
     )
@@ -575,8 +579,8 @@ def _customer_features(clock: Clock, th: Thresholds, columns: tuple[str, ...]) -
                 "dup.n > 1", ("customer_id",)),
         Rule("customers_covered",
              f"rows / customers created before {clock.as_of} (every such customer has one row)",
-             metric=f"count(*) / greatest((select count(*) from marts.dim_customers "
-                    f"where created_at < {as_of}), 1)",
+             rows_per=f"greatest((select count(*) from marts.dim_customers "
+                      f"where created_at < {as_of}), 1)",
              error_min=1.0, error_max=1.0),
     ]  # fmt: skip
     for col in _NON_NEGATIVE:

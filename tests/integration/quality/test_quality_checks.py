@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 import dagster as dg
@@ -83,6 +84,19 @@ def test_passing_partition_check_lets_downstream_run(tmp_path: Path) -> None:
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed, evaluation.description
     assert _materialized(result) == {"marts/customer_features", "customer_scores"}
+
+
+def test_each_check_links_its_great_expectations_data_docs_page(tmp_path: Path) -> None:
+    (evaluation,) = _run(tmp_path, LEAKY).get_asset_check_evaluations()
+    link = evaluation.metadata["data_docs"]
+    assert isinstance(link, dg.UrlMetadataValue) and link.url.startswith("file://")
+    page = Path(urllib.parse.unquote(urllib.parse.urlparse(link.url).path))
+    docs = tmp_path / "quality" / "data_docs"
+    assert page.suffix == ".html" and page.is_file() and docs in page.parents
+    html = page.read_text(encoding="utf-8")
+    assert "customer_features" in html  # the check's suite
+    assert "negative_days_since_last_order" in html  # the failing expectation's column
+    assert (docs / "index.html").is_file()
 
 
 def test_every_quality_check_is_blocking_so_errors_stop_downstream() -> None:

@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from tessera.orchestration.defs.sources.assets import RAW_ASSET_KEYS
 from tessera.orchestration.defs.warehouse.assets import model_key
+from tessera.quality.gx_sql import data_docs_dir
 from tessera.quality.runner import (
     SuiteResult,
     previous_row_count,
@@ -61,6 +62,8 @@ def _clock(context: dg.AssetCheckExecutionContext) -> Clock:
 def check_result(result: SuiteResult, check_key: dg.AssetCheckKey) -> dg.AssetCheckResult:
     """A suite's verdict as the check result marketing ops read in the UI."""
     failures = result.failures
+    # The Great Expectations Data Docs page of this validation (when the warehouse is a file).
+    docs = {"data_docs": dg.MetadataValue.url(result.data_docs)} if result.data_docs else {}
     return dg.AssetCheckResult(
         asset_key=check_key.asset_key,
         check_name=check_key.name,
@@ -96,6 +99,7 @@ def check_result(result: SuiteResult, check_key: dg.AssetCheckKey) -> dg.AssetCh
                     for f in failures
                 ]
             ),  # fmt: skip
+            **docs,
         },
     )
 
@@ -128,6 +132,7 @@ def raw_contract_checks(
     clock = _clock(context)
     thresholds = config.thresholds()
     run_id = context.run.run_id
+    docs = data_docs_dir(warehouse.database)
     with warehouse.get_connection() as con:
         for key in sorted(context.selected_asset_check_keys, key=lambda k: k.asset_key.path):
             table = key.asset_key.path[-1]
@@ -142,8 +147,9 @@ def raw_contract_checks(
                 previous = previous_row_count(con, suite.name, exclude_run_id=run_id)
                 suite = dataclasses.replace(suite, previous_rows=previous)
                 result = validate(
-                    con, suite, thresholds=thresholds, max_examples=config.max_examples
-                )
+                    con, suite, thresholds=thresholds, max_examples=config.max_examples,
+                    data_docs_dir=docs, run_name=run_id,
+                )  # fmt: skip
             if result.severity != Severity.ERROR:
                 record_row_count(con, suite.name, result.rows, run_id, clock.as_of)
             context.log.info(result.headline())
@@ -172,10 +178,12 @@ def mart_contract_checks(
     """Validate each selected history-wide mart."""
     clock = _clock(context)
     thresholds = config.thresholds()
+    docs = data_docs_dir(warehouse.database)
     with warehouse.get_connection() as con:
         for key in sorted(context.selected_asset_check_keys, key=lambda k: k.asset_key.path):
             suite = mart_suite(key.asset_key.path[-1], clock, thresholds)
-            result = validate(con, suite, thresholds=thresholds, max_examples=config.max_examples)
+            result = validate(con, suite, thresholds=thresholds, max_examples=config.max_examples,
+                              data_docs_dir=docs, run_name=context.run.run_id)  # fmt: skip
             context.log.info(result.headline())
             yield check_result(result, key)
 
@@ -210,6 +218,8 @@ def customer_features_contract(
             ).fetchall()
         )
         suite = mart_suite("customer_features", clock, thresholds, columns=columns)
-        result = validate(con, suite, thresholds=thresholds, max_examples=config.max_examples)
+        result = validate(con, suite, thresholds=thresholds, max_examples=config.max_examples,
+                          data_docs_dir=data_docs_dir(warehouse.database),
+                          run_name=context.run.run_id)  # fmt: skip
     context.log.info(result.headline())
     return check_result(result, dg.AssetCheckKey(model_key("customer_features"), CHECK_NAME))
