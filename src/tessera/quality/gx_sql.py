@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,10 @@ SCRATCH = "tessera_gx"
 SITE = "tessera"
 #: Where Data Docs go, relative to the folder of the warehouse file (the data folder).
 DATA_DOCS_SUBDIR = Path("quality") / "data_docs"
+#: Data Docs pages kept per suite (one per Dagster run that validated it): about a quarter of
+#: daily runs. Older run folders are removed when a new page is published, so a year of daily
+#: runs does not keep a year of HTML. TESSERA_DATA_DOCS_KEEP_RUNS overrides it.
+DATA_DOCS_KEEP_RUNS = 90
 
 
 def data_docs_dir(database: str | Path) -> Path | None:
@@ -384,7 +389,41 @@ def _publish(context: Any, result: Any, docs_dir: Path) -> tuple[str, str | None
     page = None
     for entry in context.get_docs_sites_urls(resource_identifier=key, site_name=site):
         page = entry.get("site_url") or page
+    prune_data_docs(docs_dir, keep_runs())
     return index, page
+
+
+def keep_runs(env: Mapping[str, str] | None = None) -> int:
+    """How many runs' pages to keep per suite (``TESSERA_DATA_DOCS_KEEP_RUNS``, at least 1)."""
+    from tessera.settings import SettingsError, env_int
+
+    keep = env_int(
+        os.environ if env is None else env, "TESSERA_DATA_DOCS_KEEP_RUNS", DATA_DOCS_KEEP_RUNS
+    )
+    if keep < 1:
+        raise SettingsError(f"TESSERA_DATA_DOCS_KEEP_RUNS must be at least 1, got {keep}")
+    return keep
+
+
+def prune_data_docs(docs_dir: Path, keep: int) -> list[Path]:
+    """Remove all but the ``keep`` newest run folders of every suite under
+    ``docs_dir/validations/<suite>/<run id>``; the removed folders, oldest first.
+
+    Newest is by the folder's modification time (a run's folder is written once, when its page
+    is rendered). Only folders under ``validations/`` are touched.
+    """
+    import shutil
+
+    removed: list[Path] = []
+    validations = docs_dir / "validations"
+    if not validations.is_dir():
+        return removed
+    for suite in sorted(p for p in validations.iterdir() if p.is_dir()):
+        runs = sorted((p for p in suite.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        for old in runs[: max(0, len(runs) - keep)]:
+            shutil.rmtree(old, ignore_errors=True)
+            removed.append(old)
+    return removed
 
 
 # --- the narrow form: share rules over boolean flag columns --------------------------------------
