@@ -372,7 +372,11 @@ class _TemplateCache:
 
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
             init(self, *args, **kwargs)
-            self.env.bytecode_cache = cache
+            # GE's private attribute: without it (a GE upgrade), pages render uncached, only
+            # slower; tests/unit/quality/test_gx_sql.py fails loudly then.
+            env = getattr(self, "env", None)
+            if isinstance(env, jinja2.Environment):
+                env.bytecode_cache = cache
 
         DefaultJinjaView.__init__ = __init__  # type: ignore[method-assign]
         cls.installed = True

@@ -46,3 +46,17 @@ def test_a_missing_column_is_an_error_naming_the_suite(con) -> None:
         validate_rows(
             con, "raw_orders", "select * from raw.orders", [RowExpectation("x", "rule__nope", 0)]
         )
+
+
+def test_data_docs_templates_get_the_process_bytecode_cache() -> None:
+    """Contract with GE's private DefaultJinjaView.env: an upgrade that renames it makes Data
+    Docs slow again (about 3x), and this test says so."""
+    import jinja2
+    from great_expectations.render.view.view import DefaultJinjaView
+
+    from tessera.quality.gx_sql import _TemplateCache
+
+    _TemplateCache.install()
+    view = DefaultJinjaView(custom_styles_directory=None, custom_views_directory=None)
+    assert isinstance(view.env, jinja2.Environment)
+    assert isinstance(view.env.bytecode_cache, jinja2.BytecodeCache)
