@@ -72,7 +72,6 @@ class SegmentsDay:
     unavailable: UnavailableParts  # catalog parts that need data this shop lacks on D
     target_group_sizes: pd.DataFrame  # target_group, customers
     reachable: dict[str, int]  # is_<channel>_reachable -> customers
-    scored: bool  # False: ml.customer_scores is missing, segmented without scores
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -85,9 +84,31 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     )
 
 
-def scores_built(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether ml.customer_scores exists (segments without it segment without scores)."""
-    return _exists(con, SCORES_TABLE)
+def scores_built(con: duckdb.DuckDBPyConnection, day: dt.date) -> bool:
+    """Whether the segments of ``day`` read scores: False when the warehouse was never scored.
+
+    ml.customer_scores does not exist until `ml/customer_scores` has run once. The daily
+    pipeline always scores D before it segments D, so the table is missing only when segments
+    are built without the ml group on a warehouse no model has scored (the campaign tests, a
+    selection in the UI): the score attributes are then NULL and the catalog parts built on them
+    are reported like those of a source not provided. Once the table exists, a date with
+    features but no scores is an error naming it: its segments would silently put everyone in
+    the score dimensions' null buckets.
+    """
+    if not _exists(con, SCORES_TABLE):
+        return False
+    scored, featured = con.execute(
+        "select (select count(*) from ml.customer_scores where as_of_date = $d),"
+        " (select count(*) from marts.customer_features where as_of_date = $d)",
+        {"d": day},
+    ).fetchall()[0]
+    if featured and not scored:
+        raise MatrixInputError(
+            f"{SCORES_TABLE} has no scores for {day} ({featured} customers have features):"
+            f" materialize ml/customer_scores for {day} before the segments (or run the whole"
+            " daily_pipeline job for this date)"
+        )
+    return True
 
 
 def build_segments(con: duckdb.DuckDBPyConnection, catalog: Catalog, day: dt.date) -> SegmentsDay:
@@ -95,9 +116,10 @@ def build_segments(con: duckdb.DuckDBPyConnection, catalog: Catalog, day: dt.dat
 
     Reads marts.customer_features, marts.dim_customers (both must exist), ml.customer_scores
     (see `scores_built`) and intermediate.int_sources_provided (without it every source counts
-    as provided).
+    as provided). ``unavailable`` names the catalog parts that need a source not provided, or
+    the scores of a warehouse never scored.
     """
-    scored = scores_built(con)
+    scored = scores_built(con, day)
     sql = _INPUT_SQL.format(
         scores=_SCORES if scored else "", scores_join=_SCORES_JOIN if scored else ""
     )
@@ -121,8 +143,7 @@ def build_segments(con: duckdb.DuckDBPyConnection, catalog: Catalog, day: dt.dat
         without_segment=invariants.customers_without_segment(
             customers["customer_id"].astype(str), membership
         ),
-        unavailable=unavailable_parts(catalog, missing_sources),
-        scored=scored,
+        unavailable=unavailable_parts(catalog, missing_sources, scores_missing=not scored),
         target_group_sizes=sizes.reset_index(name="customers"),
         reachable={c: int(membership[c].sum()) for c in membership.columns if "reachable" in c},
     )

@@ -65,8 +65,6 @@ def segments(
             con, SEGMENT_MEMBERSHIP, [model_key("customer_features"), model_key("dim_customers")]
         )
         run = daily.build_segments(con, catalog, day)
-    if not run.scored:
-        context.log.warning("ml.customer_scores missing: segmenting without scores")
     if run.unavailable:
         # Once per run (one date per run): the catalog asks for data this shop does not have.
         context.log.warning(run.unavailable.message(day))
