@@ -28,7 +28,7 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]
 def test_empty_arrow_frame_creates_the_table_with_its_schema():
     con = duckdb.connect()
     replace_dates(con, [("campaigns.exclusions", EXCLUSIONS.empty_table())], DAY)
-    assert con.execute("select count(*) from campaigns.exclusions").fetchone() == (0,)
+    assert con.execute("select count(*) from campaigns.exclusions").fetchall() == [(0,)]
     assert _columns(con, "campaigns.exclusions") == [
         ("as_of_date", "DATE"),
         ("customer_id", "VARCHAR"),
@@ -71,7 +71,7 @@ def test_empty_frame_empties_the_date_of_an_existing_table():
     )
     replace_dates(con, [("campaigns.exclusions", rows)], DAY)
     replace_dates(con, [("campaigns.exclusions", EXCLUSIONS.empty_table())], DAY)
-    assert con.execute("select count(*) from campaigns.exclusions").fetchone() == (0,)
+    assert con.execute("select count(*) from campaigns.exclusions").fetchall() == [(0,)]
 
 
 def test_empty_pandas_frame_with_typed_columns_creates_the_table():
