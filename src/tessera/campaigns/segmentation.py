@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from tessera.campaigns.attributes import BASE_ATTRIBUTES, SOURCE_FEATURES, AttributeType
+from tessera.campaigns.attributes import (
+    BASE_ATTRIBUTES,
+    SCORE_ATTRIBUTES,
+    SOURCE_FEATURES,
+    AttributeType,
+)
 from tessera.campaigns.catalog import Catalog, Condition, Dimension
 from tessera.campaigns.errors import MatrixInputError
 
@@ -47,9 +52,17 @@ class SegmentResult:
     missing_attributes: list[str] = field(default_factory=list)
 
 
+#: What ``UnavailableParts.sources`` names when the warehouse has no scores (never scored).
+SCORES_SOURCE = "ml.customer_scores"
+
+
 @dataclass(frozen=True)
 class UnavailableParts:
-    """The catalog parts that need a source the shop did not provide (their features are NULL)."""
+    """The catalog parts that need a source the shop did not provide (their features are NULL).
+
+    ``sources`` lists the optional sources not provided, and ``ml.customer_scores`` when the
+    warehouse was never scored (the score attributes are then NULL).
+    """
 
     sources: tuple[str, ...]
     dimensions: tuple[str, ...]  # dimension ids: every customer lands in their null bucket
@@ -68,7 +81,7 @@ class UnavailableParts:
         return (
             f"campaign date {as_of}: {', '.join(self.sources)} not provided; the catalog's "
             + " and ".join(parts)
-            + " depend on their features, which are NULL (a comparison with a NULL feature does not "
+            + " depend on their columns, which are NULL (a comparison with a NULL value does not "
             "hold); see the README's 'Your own data'"
         )
 
@@ -80,11 +93,14 @@ class UnavailableParts:
         }
 
 
-def unavailable_parts(catalog: Catalog, missing_sources: Collection[str]) -> UnavailableParts:
+def unavailable_parts(
+    catalog: Catalog, missing_sources: Collection[str], scores_missing: bool = False
+) -> UnavailableParts:
     """The dimensions and target groups whose attributes need one of ``missing_sources``.
 
     A target group depends on a source through an attribute it filters on, or through a
     dimension it names (e.g. ``response: {eq: opener}`` needs campaign_responses).
+    ``scores_missing`` adds the parts built on the scores (churn_probability, ...).
     """
     missing = tuple(s for s in SOURCE_FEATURES if s in set(missing_sources))
     unknown = sorted(set(missing_sources) - set(SOURCE_FEATURES))
@@ -92,6 +108,9 @@ def unavailable_parts(catalog: Catalog, missing_sources: Collection[str]) -> Una
         raise ValueError(f"unknown optional source(s) {', '.join(unknown)}; "
                          f"expected some of {', '.join(SOURCE_FEATURES)}")  # fmt: skip
     null_attributes = {a for s in missing for a in SOURCE_FEATURES[s]}
+    if scores_missing:
+        missing += (SCORES_SOURCE,)
+        null_attributes |= set(SCORE_ATTRIBUTES)
     dims = tuple(d.id for d in catalog.dimensions if d.attribute in null_attributes)
     groups = tuple(
         g.id

@@ -1,10 +1,13 @@
 """Writing one campaign date's rows into warehouse tables: delete-then-insert, all or nothing."""
 
 import datetime as dt
+import logging
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
+
+log = logging.getLogger(__name__)
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -21,6 +24,15 @@ def _is_empty(frame: pd.DataFrame | pa.Table) -> bool:
     return frame.num_rows == 0 if isinstance(frame, pa.Table) else frame.empty
 
 
+def _untyped_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    """Columns DuckDB can only type NULL: object columns of a pandas frame without rows."""
+    return [
+        name
+        for name, kind, *_ in con.execute(f"describe select * from {relation}").fetchall()
+        if kind == '"NULL"'
+    ]
+
+
 def replace_dates(
     con: duckdb.DuckDBPyConnection,
     writes: list[tuple[str, pd.DataFrame | pa.Table]],
@@ -30,29 +42,45 @@ def replace_dates(
     """Replace ``day`` in every `schema.table` of ``writes`` in one transaction.
 
     A rerun of a date replaces its rows whole, and a failure leaves every table as it was.
-    Tables are created from the first frame that has rows: an empty pandas frame carries no
-    column types (DuckDB would type its columns NULL and refuse every later insert).
+    A missing table is created with the frame's schema, also when the frame has no rows, so
+    readers of a date without rows find an empty table rather than none. An Arrow table (or a
+    pandas frame with typed columns) always carries its schema; an empty pandas frame with
+    object columns does not (DuckDB would type them NULL and refuse every later insert), so
+    such a table is left to the first date with rows, with a warning naming it.
     """
+    registered: list[str] = []
     con.execute("begin")
     try:
         for i, (table, frame) in enumerate(writes):
             exists = _table_exists(con, table)
-            if not exists and _is_empty(frame):
-                continue
             name = f"_frame_{i}"
             con.register(name, frame)
-            try:
-                if not exists:
-                    con.execute(f"create schema if not exists {table.split('.')[0]}")
-                    con.execute(f"create table {table} as select * from {name} limit 0")
-                con.execute(f"delete from {table} where {date_column} = $d", {"d": day})
-                con.execute(f"insert into {table} by name select * from {name}")
-            finally:
-                con.unregister(name)
+            registered.append(name)
+            if not exists and _is_empty(frame):
+                untyped = _untyped_columns(con, name)
+                if untyped:
+                    log.warning(
+                        "%s not created: its frame for %s has no rows and no types for %s"
+                        " (pass an Arrow table or typed columns)",
+                        table,
+                        day,
+                        ", ".join(untyped),
+                    )
+                    continue
+            if not exists:
+                con.execute(f"create schema if not exists {table.split('.')[0]}")
+                con.execute(f"create table {table} as select * from {name} limit 0")
+            con.execute(f"delete from {table} where {date_column} = $d", {"d": day})
+            con.execute(f"insert into {table} by name select * from {name}")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
+    finally:
+        # after the transaction: an aborted one refuses even unregister, which would hide the
+        # statement that failed
+        for name in registered:
+            con.unregister(name)
 
 
 def read(

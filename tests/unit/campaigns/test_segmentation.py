@@ -146,3 +146,17 @@ def test_every_source_feature_is_a_catalog_attribute() -> None:
 
     for source, features in SOURCE_FEATURES.items():
         assert set(features) <= set(FEATURE_ATTRIBUTES), source
+
+
+def test_without_scores_the_score_dimensions_and_groups_are_named() -> None:
+    from tessera.campaigns.segmentation import unavailable_parts
+
+    parts = unavailable_parts(DEMO, ["events"], scores_missing=True)
+    assert parts.sources == ("events", "ml.customer_scores")
+    assert {"activity", "clv_tier", "churn_risk"} <= set(parts.dimensions)
+    assert "ski_churners" in parts.target_groups
+    assert "all_customers" not in parts.target_groups
+    message = parts.message(D)
+    assert "events, ml.customer_scores not provided" in message
+    assert "churn_risk" in message and "ski_churners" in message
+    assert not unavailable_parts(DEMO, [], scores_missing=False)

@@ -3,19 +3,14 @@
 import datetime as dt
 
 import dagster as dg
-import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from tessera.campaigns import invariants, report
-from tessera.campaigns.engine import REASONS, assign_campaigns
-from tessera.campaigns.errors import MatrixInputError
-from tessera.campaigns.plan import plan_vs_actual, project_plan
+from tessera.campaigns import daily
 from tessera.orchestration.defs.campaigns.resources import CampaignCatalog
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from tessera.orchestration.defs.segments.assets import MICRO_SEGMENTS, SEGMENT_MEMBERSHIP
 from tessera.orchestration.defs.upstream import require_tables
-from tessera.reporting import markdown_table, png_markdown
-from tessera.warehouse.duckdb_io import read, replace_dates
+from tessera.reporting import markdown_table
 
 GROUP = "campaigns"
 ASSIGNMENTS = dg.AssetKey(["campaigns", "campaign_assignments"])
@@ -23,7 +18,6 @@ EXCLUSIONS = dg.AssetKey(["campaigns", "exclusions"])
 MATRIX = dg.AssetKey(["campaigns", "campaign_matrix"])
 PLAN = dg.AssetKey(["campaigns", "campaign_plan"])
 PLAN_VS_ACTUAL = dg.AssetKey(["campaigns", "plan_vs_actual"])
-GRID_DATES = 7
 
 
 class MatrixConfig(dg.Config):
@@ -36,48 +30,6 @@ class MatrixConfig(dg.Config):
 class PlanConfig(dg.Config):
     days: int = 14
     """How many days after D the forward plan projects."""
-
-
-def _history(con, day: dt.date, lookback_days: int) -> pd.DataFrame | None:
-    # locks still open on D, plus every contact inside the longest cap window
-    return read(
-        con,
-        """
-        select as_of_date, customer_id, campaign_id, channel, is_control, locked_until
-        from campaigns.campaign_assignments
-        where as_of_date < $d
-          and (locked_until > $d or as_of_date >= cast($d - to_days(cast($n as integer)) as date))
-        """,
-        {"d": day, "n": lookback_days},
-    )
-
-
-def _check_previous_date(con, day: dt.date, allow_gap: bool) -> list[str]:
-    """Refuse D when earlier dates exist but D-1 does not: its locks would be silently lost."""
-    runs = read(con, "select as_of_date from campaigns.matrix_runs")
-    if runs is None or runs.empty:
-        return []
-    done = set(pd.to_datetime(runs["as_of_date"]).dt.date)
-    earlier = [d for d in done if d < day]
-    previous = day - dt.timedelta(days=1)
-    notes = []
-    if earlier and previous not in done:
-        message = (
-            f"campaign matrix for {day}: the previous date {previous} was never built (last"
-            f" built before it: {max(earlier)}), so its duration locks and cap contacts are"
-            f" unknown. Materialize the missing dates in order (a backfill from {previous}"
-            " backwards to the last built date), or rerun with config allow_gap: true."
-        )
-        if not allow_gap:
-            raise MatrixInputError(message)
-        notes.append("built with allow_gap: " + message)
-    later = sorted(d for d in done if d > day)
-    if later:
-        notes.append(
-            f"{len(later)} later date(s) ({later[0]} .. {later[-1]}) were built on the previous"
-            f" {day}: re-materialize them in order so their locks follow this run"
-        )
-    return notes
 
 
 @dg.multi_asset(
@@ -137,82 +89,49 @@ def campaign_assignments(
 ):
     day = dt.date.fromisoformat(context.partition_key)
     catalog = campaign_catalog.load()
-    lookback = max([cap.days for cap in catalog.policies.caps] + [1])
     with warehouse.get_connection() as con:
         require_tables(con, ASSIGNMENTS, [SEGMENT_MEMBERSHIP])
-        notes = _check_previous_date(con, day, config.allow_gap)
-        for note in notes:
-            context.log.warning(note)
-        membership = con.execute(
-            "select * from segments.segment_membership where as_of_date = $d", {"d": day}
-        ).df()
-        if membership.empty:
-            raise MatrixInputError(f"segments.segment_membership has no rows for {day}")
-        history = _history(con, day, lookback)
-        result = assign_campaigns(membership, catalog, day, history)
-        runs = pd.DataFrame(
-            {
-                "as_of_date": [day],
-                "catalog_fingerprint": [catalog.fingerprint()],
-                "computed_at": [pd.Timestamp.now(tz="UTC").tz_localize(None)],
-                "assignments": [result.assignments.num_rows],
-                "exclusions": [result.exclusions.num_rows],
-            }
-        )
-        replace_dates(
-            con,
-            [
-                ("campaigns.campaign_assignments", result.assignments),
-                ("campaigns.exclusions", result.exclusions),
-                ("campaigns.matrix_runs", runs),
-            ],
-            day,
-        )
-    assignments = result.assignments.to_pandas()
-    exclusions = result.exclusions.to_pandas()
-    hist = history if history is not None else assignments.iloc[0:0]
-    by_campaign = report.assignments_by_campaign(assignments, catalog)
+        run = daily.build_assignments(con, catalog, day, config.allow_gap)
+    for note in run.notes:
+        context.log.warning(note)
     yield dg.MaterializeResult(
         asset_key=ASSIGNMENTS,
         metadata={
-            "dagster/row_count": len(assignments),
-            "by_campaign_and_channel": dg.MetadataValue.md(markdown_table(by_campaign, 60)),
-            "control_share": float(assignments["is_control"].mean()) if len(assignments) else 0.0,
-            "catalog": catalog.fingerprint(),
-            "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes) or "none"),
+            "dagster/row_count": len(run.assignments),
+            "by_campaign_and_channel": dg.MetadataValue.md(markdown_table(run.by_campaign, 60)),
+            "control_share": run.control_share,
+            "catalog": run.catalog_fingerprint,
+            "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in run.notes) or "none"),
         },
     )
     yield dg.MaterializeResult(
         asset_key=EXCLUSIONS,
         metadata={
-            "dagster/row_count": len(exclusions),
-            "by_reason": dg.MetadataValue.md(
-                markdown_table(report.exclusions_by_reason(exclusions))
-            ),
-            "preview": dg.MetadataValue.md(markdown_table(exclusions.head(10))),
+            "dagster/row_count": len(run.exclusions),
+            "by_reason": dg.MetadataValue.md(markdown_table(run.exclusions_by_reason)),
+            "preview": dg.MetadataValue.md(markdown_table(run.exclusions.head(10))),
         },
     )
-    duplicates = invariants.duplicate_assignments(assignments)
-    locks = invariants.lock_violations(assignments, hist, catalog, day)
-    caps = invariants.cap_violations(assignments, hist, catalog, day)
-    capacity = invariants.capacity_violations(assignments, catalog)
     yield dg.AssetCheckResult(
         asset_key=ASSIGNMENTS,
         check_name="one_campaign_per_customer",
-        passed=duplicates == 0,
-        metadata={"customers_with_two_campaigns": duplicates},
+        passed=run.customers_with_two_campaigns == 0,
+        metadata={"customers_with_two_campaigns": run.customers_with_two_campaigns},
     )
     yield dg.AssetCheckResult(
         asset_key=ASSIGNMENTS,
         check_name="no_new_campaign_inside_duration_lock",
-        passed=locks == 0,
-        metadata={"violations": locks},
+        passed=run.lock_violations == 0,
+        metadata={"violations": run.lock_violations},
     )
     yield dg.AssetCheckResult(
         asset_key=ASSIGNMENTS,
         check_name="caps_and_capacity_respected",
-        passed=caps == 0 and capacity == 0,
-        metadata={"customers_over_cap": caps, "channels_over_capacity": capacity},
+        passed=run.customers_over_cap == 0 and run.channels_over_capacity == 0,
+        metadata={
+            "customers_over_cap": run.customers_over_cap,
+            "channels_over_capacity": run.channels_over_capacity,
+        },
     )
 
 
@@ -237,66 +156,19 @@ def campaign_matrix(
     catalog = campaign_catalog.load()
     with warehouse.get_connection() as con:
         require_tables(con, MATRIX, [ASSIGNMENTS])
-        matrix = con.execute(
-            """
-            select as_of_date, micro_segment_id, campaign_id, count(*) as customer_count,
-                   count(*) filter (where is_control) as control_count
-            from campaigns.campaign_assignments where as_of_date = $d
-            group by all order by customer_count desc, micro_segment_id, campaign_id
-            """,
-            {"d": day},
-        ).df()
-        replace_dates(con, [("campaigns.campaign_matrix", matrix)], day)
-        recent = read(
-            con,
-            """
-            select * from campaigns.campaign_matrix
-            where as_of_date between cast($d - to_days(cast($n as integer)) as date) and $d
-            """,
-            {"d": day, "n": GRID_DATES - 1},
-        )
-        series = read(
-            con,
-            """
-            select as_of_date, campaign_id, count(*) as n from campaigns.campaign_assignments
-            where as_of_date between cast($d - to_days(13) as date) and $d group by all
-            """,
-            {"d": day},
-        )
-        assignments = read(
-            con,
-            "select * from campaigns.campaign_assignments where as_of_date = $d",
-            {"d": day},
-        )
-        exclusions = read(
-            con,
-            "select reason, count(*) as n from campaigns.exclusions where as_of_date = $d"
-            " group by all",
-            {"d": day},
-        )
-    # segment sizes of D order the grid rows, whatever the older dates held
-    grid = report.matrix_grid(recent, catalog)
-    counts = dict(zip(exclusions["reason"], exclusions["n"], strict=True))
-    reasons = pd.DataFrame(
-        {"reason": list(REASONS), "pairs": [int(counts.get(r, 0)) for r in REASONS]}
-    )
-    fig = report.assignments_chart(series, catalog, f"Campaign matrix up to {day}")
-    control = int(matrix["control_count"].sum())
-    total = int(matrix["customer_count"].sum())
+        run = daily.build_matrix(con, catalog, day)
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(matrix),
+            "dagster/row_count": len(run.matrix),
             "grid": dg.MetadataValue.md(
-                f"Largest micro-segments, last {GRID_DATES} dates (campaign, customers, "
-                "control customers):\n\n" + markdown_table(grid, max_rows=10)
+                f"Largest micro-segments, last {daily.GRID_DATES} dates (campaign, customers, "
+                "control customers):\n\n" + markdown_table(run.grid, max_rows=10)
             ),
-            "by_campaign_and_channel": dg.MetadataValue.md(
-                markdown_table(report.assignments_by_campaign(assignments, catalog), 60)
-            ),
-            "exclusions_by_reason": dg.MetadataValue.md(markdown_table(reasons)),
-            "customers_assigned": total,
-            "control_share": round(control / total, 4) if total else 0.0,
-            "chart": dg.MetadataValue.md(png_markdown(fig, "campaign matrix")),
+            "by_campaign_and_channel": dg.MetadataValue.md(markdown_table(run.by_campaign, 60)),
+            "exclusions_by_reason": dg.MetadataValue.md(markdown_table(run.exclusions_by_reason)),
+            "customers_assigned": run.customers_assigned,
+            "control_share": run.control_share,
+            "chart": dg.MetadataValue.md(run.chart),
         }
     )
 
@@ -324,32 +196,12 @@ def campaign_plan(
     catalog = campaign_catalog.load()
     with warehouse.get_connection() as con:
         require_tables(con, PLAN, [SEGMENT_MEMBERSHIP])
-        membership = con.execute(
-            "select * from segments.segment_membership where as_of_date = $d", {"d": day}
-        ).df()
-        # The assignments table exists once a date had assignments (none yet: no history).
-        history = read(
-            con,
-            "select as_of_date, customer_id, campaign_id, channel, is_control, locked_until"
-            " from campaigns.campaign_assignments where as_of_date <= $d",
-            {"d": day},
-        )
-        if membership.empty:
-            raise MatrixInputError(f"segments.segment_membership has no rows for {day}")
-        plan = project_plan(membership, catalog, day, config.days, history)
-        replace_dates(con, [("campaigns.campaign_plan", plan)], day, date_column="plan_date")
-    per_day = (
-        plan.groupby(["as_of_date", "campaign_id"])["customer_count"].sum().unstack(fill_value=0)
-        if len(plan)
-        else pd.DataFrame()
-    )
-    if len(per_day):
-        per_day.index = pd.to_datetime(per_day.index).strftime("%m-%d")
+        run = daily.build_plan(con, catalog, day, config.days)
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(plan),
+            "dagster/row_count": len(run.plan),
             "planned_per_day": dg.MetadataValue.md(
-                markdown_table(per_day.reset_index(), max_rows=config.days)
+                markdown_table(run.planned_per_day, max_rows=config.days)
             ),
         }
     )
@@ -368,18 +220,7 @@ def campaign_plan_vs_actual(context: dg.AssetExecutionContext, warehouse: DuckDB
     day = dt.date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
         require_tables(con, PLAN_VS_ACTUAL, [MATRIX])
-        # The plan table exists once a plan had rows: none yet means nothing to compare.
-        plans = read(
-            con,
-            "select * from campaigns.campaign_plan where as_of_date = $d and plan_date < $d",
-            {"d": day},
-        )
-        actual = con.execute(
-            "select * from campaigns.campaign_matrix where as_of_date = $d", {"d": day}
-        ).df()
-        comparison = pd.DataFrame() if plans is None else plan_vs_actual(plans, actual, day)
-        if len(comparison):
-            replace_dates(con, [("campaigns.plan_vs_actual", comparison)], day)
+        comparison = daily.build_plan_vs_actual(con, day)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(comparison),

@@ -1,7 +1,6 @@
 """Dagster assets of the ml group: trained models, their evaluation report and daily scores."""
 
 import dataclasses
-import json
 import typing
 from datetime import date
 
@@ -9,14 +8,14 @@ import dagster as dg
 import pydantic
 from dagster_duckdb import DuckDBResource
 
-# ml.training and friends import LightGBM, scikit-learn and SciPy (seconds): they are imported
-# inside the asset bodies so that loading the Dagster definitions (UI, CLI, every run's start)
-# stays fast. ml.config is light.
+# ml.daily imports LightGBM, scikit-learn and SciPy (seconds): it is imported inside the asset
+# bodies so that loading the Dagster definitions (UI, CLI, every run's start) stays fast.
+# ml.config is light.
 from tessera.ml.config import TrainConfig
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from tessera.orchestration.defs.resources import DataStorage
 from tessera.orchestration.defs.warehouse.assets import model_key
-from tessera.reporting import markdown_table, png_markdown
+from tessera.reporting import markdown_table
 
 
 class _ModelSettings(dg.Config):
@@ -61,16 +60,6 @@ def _derive_model_config() -> type[_ModelSettings]:
 ModelConfig = _derive_model_config()
 
 
-def _cutoff(context: dg.AssetExecutionContext, config: ModelConfig, end: date | None) -> date:
-    requested = config.as_of or context.run.tags.get("dagster/partition")
-    if requested:
-        as_of = date.fromisoformat(requested)
-        return min(as_of, end) if end else as_of
-    if end is None:
-        raise dg.Failure("marts.fct_orders has no completed orders: nothing to train on")
-    return end
-
-
 @dg.asset(
     # Files, not a table: the registry in data/models/ (one folder per trained version).
     key=["files", "models"],
@@ -94,10 +83,12 @@ def models(
     are refit on every labelled snapshot. A new run replaces the champion only if its winner
     is not worse on the same held-out slice (AUC for churn, top-10% revenue capture for value).
     """
+    from tessera.ml.daily import champions_summary, training_cutoff
     from tessera.ml.pipeline import data_end, ensure_champions
 
+    requested = config.as_of or context.run.tags.get("dagster/partition")
     with warehouse.get_connection() as con:
-        as_of = _cutoff(context, config, data_end(con))
+        as_of = training_cutoff(requested, data_end(con))
         champs = ensure_champions(
             con,
             storage.models_dir,
@@ -106,39 +97,15 @@ def models(
             retrain_every_days=config.retrain_every_days,
             floors=config.floors(),
         )
-    trained = champs.trained
-    meta: dict[str, dg.MetadataValue | str | int | float | bool] = {
-        "cutoff": as_of.isoformat(),
-        "churn_model_version": champs.churn.version,
-        "value_model_version": champs.value.version,
-        "trained_this_run": trained is not None,
-    }
-    if trained is not None:
-        m = trained.metadata
-        winners = m.get("winners", {"churn": "lightgbm", "value": "lightgbm"})
-        meta.update(
-            {
-                "trained_version": trained.version,
-                "promoted": json.dumps(m["promoted"]),
-                "training_rows": m["rows"]["train"],
-                "evaluation_rows": m["rows"]["evaluation"],
-                "final_fit_rows": m["rows"].get("final", 0),
-                "churn_model": winners["churn"],
-                "value_model": winners["value"],
-                "churn_auc": m["metrics"][winners["churn"]]["auc"],
-                "value_top10_capture": m["metrics"][winners["value"]]["top_decile_share"],
-                "value_spearman": m["metrics"][winners["value"]]["spearman"],
-                "label_window_days": m.get("label_window_days", m["horizon_days"]),
-                "method": m.get("method", ""),
-                "verdict": m["verdict"],
-                "fits": dg.MetadataValue.json(m.get("fits", {})),
-                "promotion": dg.MetadataValue.json(m["promotion"]),
-            }
-        )
     context.log.info(
         "champions for %s: churn %s, value %s", as_of, champs.churn.version, champs.value.version
     )
-    return dg.MaterializeResult(metadata=meta)
+    summary = champions_summary(champs, as_of)
+    return dg.MaterializeResult(
+        metadata={
+            k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in summary.items()
+        }
+    )
 
 
 # A report (metadata only): it writes no table and no file.
@@ -153,74 +120,30 @@ def model_evaluation(storage: DataStorage) -> dg.MaterializeResult:
     and the final fit; and the churn model's global feature importance. A red verdict means a
     baseline won a target on this slice (the scores then come from that baseline).
     """
-    import pandas as pd
+    from tessera.ml.daily import evaluation_report
 
-    from tessera.ml.evaluation import MODEL_LABELS, plot_report
-    from tessera.ml.registry import list_entries
-
-    entries = list_entries(storage.models_dir)
-    if not entries:
-        raise dg.Failure("the model registry is empty: materialize `models` first")
-    entry = entries[-1]
-    m = entry.metadata
-    predictions = pd.read_parquet(entry.path / "evaluation.parquet")
-    importance = pd.read_json(entry.path / "importance.json", typ="series")
-    figures = plot_report(predictions, importance)
-    winners = m.get("winners", {"churn": "lightgbm", "value": "lightgbm"})
-    table = pd.DataFrame(m["metrics"]).T
-    table.index = [
-        MODEL_LABELS.get(name, name)
-        + (" (churn winner)" if winners["churn"] == name else "")
-        + (" (value winner)" if winners["value"] == name else "")
-        for name in table.index
-    ]
-    shown = [
-        "auc",
-        "pr_auc",
-        "brier",
-        "mean_predicted",
-        "observed_rate",
-        "calibration_error",
-        "top_decile_lift",
-        "spearman",
-        "top_decile_share",
-        "mae",
-        "rmse",
-        "total_predicted",
-        "total_actual",
-        "total_error_pct",
-    ]
-    table = table[shown].reset_index(names="model")
-    status = "PASSED" if m["beats_baselines"] else "FAILED"
-    colour = "green" if m["beats_baselines"] else "red"
-    verdict = f'<span style="color:{colour}"><b>{status}</b></span>: {m["verdict"]}'
-    import matplotlib.pyplot as plt
-
-    plots = {name: png_markdown(fig, name) for name, fig in figures.items()}
-    for fig in figures.values():
-        plt.close(fig)
-    window = m["training_window"]
+    r = evaluation_report(storage.models_dir)
     return dg.MaterializeResult(
         metadata={
-            "model_version": entry.version,
-            "verdict": dg.MetadataValue.md(f"## {status}\n\n{verdict}"),
-            "beats_baselines": bool(m["beats_baselines"]),
-            "evaluation_slice": ", ".join(window["evaluation"]),
-            "training_window": f"{window['train'][0]} .. {window['train'][-1]} (validation {', '.join(window['validation']) or 'a fifth of the customers'})",
-            "horizon_days": m["horizon_days"],
-            "label_window_days": m.get("label_window_days", m["horizon_days"]),
-            "method": m.get("method", ""),
-            "churn_model": winners["churn"],
-            "value_model": winners["value"],
-            "evaluation_fit": dg.MetadataValue.json(m.get("fits", {}).get("evaluation", {})),
-            "final_fit": dg.MetadataValue.json(m.get("fits", {}).get("final", {})),
-            "notes": "; ".join(m.get("notes", [])) or "none",
-            "metrics": dg.MetadataValue.md(markdown_table(table, max_rows=10)),
-            "calibration_curve": dg.MetadataValue.md(plots["calibration"]),
-            "churn_gain": dg.MetadataValue.md(plots["churn_gain"]),
-            "value_decile_lift": dg.MetadataValue.md(plots["value_lift"]),
-            "feature_importance": dg.MetadataValue.md(plots.get("feature_importance", "_none_")),
-            "dagster/row_count": len(predictions),
+            "model_version": r.version,
+            "verdict": dg.MetadataValue.md(f"## {r.status}\n\n{r.verdict}"),
+            "beats_baselines": r.beats_baselines,
+            "evaluation_slice": r.evaluation_slice,
+            "training_window": r.training_window,
+            "horizon_days": r.horizon_days,
+            "label_window_days": r.label_window_days,
+            "method": r.method,
+            "churn_model": r.winners["churn"],
+            "value_model": r.winners["value"],
+            "evaluation_fit": dg.MetadataValue.json(r.fits.get("evaluation", {})),
+            "final_fit": dg.MetadataValue.json(r.fits.get("final", {})),
+            "notes": r.notes,
+            "metrics": dg.MetadataValue.md(markdown_table(r.metrics, max_rows=10)),
+            "calibration_curve": dg.MetadataValue.md(r.plots["calibration"]),
+            "churn_gain": dg.MetadataValue.md(r.plots["churn_gain"]),
+            "value_decile_lift": dg.MetadataValue.md(r.plots["value_lift"]),
+            "feature_importance": dg.MetadataValue.md(r.plots.get("feature_importance", "_none_")),
+            "dagster/row_count": r.evaluation_rows,
         }
     )
 
@@ -246,24 +169,19 @@ def customer_scores(
     install), one is trained from the snapshots before the date first, so the very first daily
     run works from an empty registry.
     """
-    from tessera.ml.pipeline import ensure_champions, score_date, write_scores
+    from tessera.ml.daily import score_day
 
     as_of = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
-        champs = ensure_champions(
-            con, storage.models_dir, as_of, config.train_config(), floors=config.floors()
-        )
-        scores = score_date(con, champs, as_of)
-        n = write_scores(con, scores, as_of)
-    preview = scores.sort_values("churn_probability", ascending=False).head(10)
+        run = score_day(con, storage.models_dir, as_of, config.train_config(), config.floors())
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": n,
-            "churn_model_version": champs.churn.version,
-            "value_model_version": champs.value.version,
-            "trained_this_run": champs.trained is not None,
-            "mean_churn_probability": float(scores["churn_probability"].mean()) if n else 0.0,
-            "total_predicted_value_90d": float(scores["predicted_value_90d"].sum()) if n else 0.0,
-            "highest_risk": dg.MetadataValue.md(markdown_table(preview)),
+            "dagster/row_count": run.rows,
+            "churn_model_version": run.champions.churn.version,
+            "value_model_version": run.champions.value.version,
+            "trained_this_run": run.champions.trained is not None,
+            "mean_churn_probability": run.mean_churn_probability,
+            "total_predicted_value_90d": run.total_predicted_value_90d,
+            "highest_risk": dg.MetadataValue.md(markdown_table(run.highest_risk)),
         }
     )
