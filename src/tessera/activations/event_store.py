@@ -138,7 +138,7 @@ def read_landing(
             for path in files:
                 target = view / path.relative_to(landing_dir)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                os.symlink(path, target)
+                os.symlink(path.resolve(), target)  # absolute: a relative landing_dir too
             _, sql = plan_table(con, view, table)
             if sql is None:
                 return pd.DataFrame()
@@ -180,12 +180,15 @@ class ProviderEvents:
         self,
         events: Iterable[str] | None = None,
         before: dt.date | dt.datetime | None = None,
+        endpoint_only: bool = False,
     ) -> pd.DataFrame:
-        """Rows of the files the last raw load read (as landed: also rows staging holds back)."""
-        frame = read(
-            self._con,
-            f"select {_select('raw')} from {RAW_TABLE} where {_where(events, before)}",
-        )
+        """Rows of the files the last raw load read (as landed: also rows staging holds back);
+        with ``endpoint_only``, only those of the event endpoint's files (filtered in SQL: the
+        shop's own response exports are most of the table)."""
+        where = _where(events, before)
+        if endpoint_only:
+            where += f" and starts_with(regexp_extract(_source_file, '[^/]*$'), '{FILE_PREFIX}')"
+        frame = read(self._con, f"select {_select('raw')} from {RAW_TABLE} where {where}")
         return _empty() if frame is None or frame.empty else frame[COLUMNS]
 
     def landed(
@@ -253,7 +256,8 @@ def publish_provider_events(con: duckdb.DuckDBPyConnection, landing_dir: Path) -
     """Replace activations.provider_events with the endpoint's events as the store holds them
     now (a snapshot for SQL readers; Tessera's steps read :func:`provider_events`)."""
     store = ProviderEvents(con, landing_dir)
-    rows = store()
+    frames = [f for f in (store.loaded(endpoint_only=True), store.landed()) if len(f)]
+    rows = pd.concat(frames, ignore_index=True) if frames else _empty()
     names = rows["source_file"].astype(str).str.rsplit("/", n=1).str[-1]
     rows = rows[names.str.startswith(FILE_PREFIX)]
     new_files = rows.loc[rows["source"].str.startswith("landing:"), "source_file"].nunique()
