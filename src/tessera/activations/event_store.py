@@ -30,7 +30,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from tessera.activations.events import FILE_PREFIX
+from tessera.activations.events import FILE_PREFIX, LANDING_COLUMNS
 from tessera.activations.suppressions import event_sql
 from tessera.warehouse.duckdb_io import read
 from tessera.warehouse.landing import landing_files, plan_table
@@ -44,18 +44,7 @@ SNAPSHOT_TABLE = "activations.provider_events"
 #: occurred_at in UTC as dbt's staging parses it, revenue a finite number or NULL beside the
 #: text it was parsed from), the file a row came from (landing-relative) and where it was read
 #: (``raw:<file>`` or ``landing:<file>``).
-COLUMNS = [
-    "message_id",
-    "customer_id",
-    "campaign_id",
-    "channel",
-    "event",
-    "occurred_at",
-    "revenue",
-    "revenue_text",
-    "source_file",
-    "source",
-]
+COLUMNS = [*LANDING_COLUMNS, "revenue_text", "source_file", "source"]
 
 
 def _text(col: str) -> str:

@@ -25,7 +25,7 @@ from tessera.campaigns.segmentation import (
     unavailable_parts,
 )
 from tessera.reporting import png_markdown
-from tessera.warehouse.duckdb_io import read, replace_dates
+from tessera.warehouse.duckdb_io import read, replace_dates, table_exists
 
 #: The matrix grid in the metadata shows this many dates up to D.
 GRID_DATES = 7
@@ -74,16 +74,6 @@ class SegmentsDay:
     reachable: dict[str, int]  # is_<channel>_reachable -> customers
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    return bool(
-        con.execute(
-            "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
-            [schema, name],
-        ).fetchall()[0][0]
-    )
-
-
 def scores_built(con: duckdb.DuckDBPyConnection, day: dt.date) -> bool:
     """Whether the segments of ``day`` read scores: False when the warehouse was never scored.
 
@@ -95,7 +85,7 @@ def scores_built(con: duckdb.DuckDBPyConnection, day: dt.date) -> bool:
     features but no scores is an error naming it: its segments would silently put everyone in
     the score dimensions' null buckets.
     """
-    if not _exists(con, SCORES_TABLE):
+    if not table_exists(con, SCORES_TABLE):
         return False
     scored, featured = con.execute(
         "select (select count(*) from ml.customer_scores where as_of_date = $d),"

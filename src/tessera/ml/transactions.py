@@ -147,9 +147,10 @@ def load_transactions(
             column,
             f"raw_value_{i}",
         )
-    first_bad(
-        "not isfinite(amount)", "quantity x unit price overflows", value_cols[0], "raw_value_0"
-    )
+    if lines:
+        first_bad(
+            "not isfinite(amount)", "quantity x unit price overflows", value_cols[0], "raw_value_0"
+        )
     if negative_amounts == "error":
         first_bad(
             "amount < 0",

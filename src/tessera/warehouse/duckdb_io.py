@@ -10,7 +10,8 @@ import pyarrow as pa
 log = logging.getLogger(__name__)
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ``schema.name`` is a table of the connection's database (views do not count)."""
     schema, name = table.split(".")
     return bool(
         con.execute(
@@ -52,7 +53,7 @@ def replace_dates(
     con.execute("begin")
     try:
         for i, (table, frame) in enumerate(writes):
-            exists = _table_exists(con, table)
+            exists = table_exists(con, table)
             name = f"_frame_{i}"
             con.register(name, frame)
             registered.append(name)
