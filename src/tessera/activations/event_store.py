@@ -184,15 +184,21 @@ class ProviderEvents:
         self,
         events: Iterable[str] | None = None,
         before: dt.date | dt.datetime | None = None,
+        endpoint_only: bool = False,
     ) -> pd.DataFrame:
-        """Rows of the files landed since the raw load, as the folder holds them now."""
+        """Rows of the files landed since the raw load, as the folder holds them now; with
+        ``endpoint_only``, only the event endpoint's files (before the first raw load of a run
+        the shop's own response exports are still in the folder and are most of its rows)."""
         stamps = {}
         for path in landing_files(self.landing_dir, TABLE):
             name = str(path.relative_to(self.landing_dir))
+            if endpoint_only and not path.name.startswith(FILE_PREFIX):
+                continue
             if name not in self.known_files and path.name not in self.known_files:
                 stat = path.stat()
                 stamps[name] = (stat.st_mtime_ns, stat.st_size)
-        cached = self._read.setdefault((None if events is None else tuple(events), before), {})
+        key = (None if events is None else tuple(events), before, endpoint_only)
+        cached = self._read.setdefault(key, {})
         for name in set(cached) - set(stamps):
             del cached[name]  # removed from the folder
         fresh = frozenset(n for n, stamp in stamps.items() if cached.get(n, (None,))[0] != stamp)
@@ -245,10 +251,9 @@ def publish_provider_events(con: duckdb.DuckDBPyConnection, landing_dir: Path) -
     """Replace activations.provider_events with the endpoint's events as the store holds them
     now (a snapshot for SQL readers; Tessera's steps read :func:`provider_events`)."""
     store = ProviderEvents(con, landing_dir)
-    frames = [f for f in (store.loaded(endpoint_only=True), store.landed()) if len(f)]
+    loaded, landed = store.loaded(endpoint_only=True), store.landed(endpoint_only=True)
+    frames = [f for f in (loaded, landed) if len(f)]
     rows = pd.concat(frames, ignore_index=True) if frames else _empty()
-    names = rows["source_file"].astype(str).str.rsplit("/", n=1).str[-1]
-    rows = rows[names.str.startswith(FILE_PREFIX)]
     new_files = rows.loc[rows["source"].str.startswith("landing:"), "source_file"].nunique()
     con.execute("create schema if not exists activations")
     con.register("_provider_events", rows)

@@ -98,6 +98,20 @@ def test_the_snapshot_is_rebuilt_whole_with_only_the_endpoints_events(store):
     assert count == 1
 
 
+def test_before_the_first_raw_load_the_snapshot_reads_only_the_endpoints_files(store, tmp_path):
+    _, landing = store
+    late = _late([("k9", "c9", "winback", "email", "open", "2025-02-27 09:00:00", None)])
+    write_atomic_parquet(late, landing / "campaign_responses", "events-late.parquet")
+    fresh = duckdb.connect(str(tmp_path / "fresh.duckdb"))  # no raw.campaign_responses yet
+    try:
+        snapshot = publish_provider_events(fresh, landing)
+        rows = fresh.execute("select message_id, source_file from activations.provider_events")
+        assert rows.fetchall() == [("k9", "campaign_responses/events-late.parquet")]
+    finally:
+        fresh.close()
+    assert snapshot.events == 1 and snapshot.new_files == 1
+
+
 def test_a_missing_required_suppression_source_is_an_error_naming_it(store):
     con, landing = store
     with pytest.raises(MissingSuppressionSourceError, match="marts.dim_customers"):
