@@ -66,8 +66,10 @@ def approval_manifest(messages: pd.DataFrame) -> pd.DataFrame:
 
 def fingerprint(manifest: pd.DataFrame) -> str:
     """One hash over every approved message and bound field (order-independent)."""
-    rows = manifest[MANIFEST_COLUMNS].astype(str).agg("|".join, axis=1).sort_values()
-    return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:32]
+    first, *rest = (manifest[c].astype(str) for c in MANIFEST_COLUMNS)
+    # Column-wise, not a row-wise join (8 s at 54k messages): the same "a|b|c" per row.
+    rows = first.str.cat(rest, sep="|") if rest else first
+    return hashlib.sha256("\n".join(sorted(rows.tolist())).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,14 @@ from tessera.campaigns import invariants, report
 from tessera.campaigns.catalog import Catalog
 from tessera.campaigns.engine import REASONS, assign_campaigns, matrix_from_assignments
 from tessera.campaigns.errors import MatrixInputError
-from tessera.campaigns.plan import plan_vs_actual, project_plan
+from tessera.campaigns.plan import (
+    PLAN_COLUMNS,
+    PLAN_SCHEMA,
+    PLAN_VS_ACTUAL_SCHEMA,
+    as_table,
+    plan_vs_actual,
+    project_plan,
+)
 from tessera.campaigns.segmentation import (
     SegmentResult,
     UnavailableParts,
@@ -359,7 +366,8 @@ def build_plan(
     if membership.empty:
         raise MatrixInputError(f"segments.segment_membership has no rows for {day}")
     plan = project_plan(membership, catalog, day, days, history)
-    replace_dates(con, [("campaigns.campaign_plan", plan)], day, date_column="plan_date")
+    written = as_table(plan, PLAN_SCHEMA)
+    replace_dates(con, [("campaigns.campaign_plan", written)], day, date_column="plan_date")
     per_day = (
         plan.groupby(["as_of_date", "campaign_id"])["customer_count"].sum().unstack(fill_value=0)
         if len(plan)
@@ -375,7 +383,7 @@ def build_plan_vs_actual(con: duckdb.DuckDBPyConnection, day: dt.date) -> pd.Dat
 
     campaigns.campaign_matrix must exist; without any plan table there is nothing to compare.
     """
-    # The plan table exists once a plan had rows: none yet means nothing to compare.
+    # No plan table yet (this date's plan step has not run): nothing to compare.
     plans = read(
         con,
         "select * from campaigns.campaign_plan where as_of_date = $d and plan_date < $d",
@@ -384,7 +392,11 @@ def build_plan_vs_actual(con: duckdb.DuckDBPyConnection, day: dt.date) -> pd.Dat
     actual = con.execute(
         "select * from campaigns.campaign_matrix where as_of_date = $d", {"d": day}
     ).df()
-    comparison = pd.DataFrame() if plans is None else plan_vs_actual(plans, actual, day)
-    if len(comparison):
-        replace_dates(con, [("campaigns.plan_vs_actual", comparison)], day)
+    if plans is None:
+        plans = pd.DataFrame(columns=PLAN_COLUMNS)
+    comparison = plan_vs_actual(plans, actual, day)
+    # Written also without rows: a reader finds an empty table for the date, not none.
+    replace_dates(
+        con, [("campaigns.plan_vs_actual", as_table(comparison, PLAN_VS_ACTUAL_SCHEMA))], day
+    )
     return comparison

@@ -10,14 +10,35 @@ import pyarrow as pa
 from tessera.campaigns.catalog import Catalog
 from tessera.campaigns.engine import _as_history, assign_campaigns
 
-PLAN_COLUMNS = [
-    "plan_date",
-    "as_of_date",
-    "micro_segment_id",
-    "campaign_id",
-    "customer_count",
-    "control_count",
-]
+#: campaigns.campaign_plan, typed so that a plan without rows still creates its table.
+PLAN_SCHEMA = pa.schema(
+    [
+        ("plan_date", pa.date32()),
+        ("as_of_date", pa.date32()),
+        ("micro_segment_id", pa.string()),
+        ("campaign_id", pa.string()),
+        ("customer_count", pa.int64()),
+        ("control_count", pa.int64()),
+    ]
+)
+PLAN_COLUMNS = PLAN_SCHEMA.names
+#: campaigns.plan_vs_actual.
+PLAN_VS_ACTUAL_SCHEMA = pa.schema(
+    [
+        ("as_of_date", pa.date32()),
+        ("plan_date", pa.date32()),
+        ("horizon_days", pa.int64()),
+        ("campaign_id", pa.string()),
+        ("planned", pa.int64()),
+        ("actual", pa.int64()),
+        ("difference", pa.int64()),
+    ]
+)
+
+
+def as_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """``frame`` as an Arrow table of ``schema`` (its types kept also when it has no rows)."""
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
 
 
 def project_plan(
@@ -49,7 +70,7 @@ def project_plan(
 
 def plan_vs_actual(plans: pd.DataFrame, actual_matrix: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """Planned vs actual customers per campaign on ``day``, for each earlier plan covering it."""
-    cols = ["as_of_date", "plan_date", "horizon_days", "campaign_id", "planned", "actual"]
+    cols = PLAN_VS_ACTUAL_SCHEMA.names[:-1]
     p = plans[pd.to_datetime(plans["as_of_date"]).dt.date == day]
     planned = (
         p.groupby(["plan_date", "campaign_id"])["customer_count"].sum().rename("planned")

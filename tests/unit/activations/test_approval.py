@@ -23,6 +23,21 @@ def test_identical_messages_pass_in_any_order(messages_factory):
     assert fingerprint(approved) == fingerprint(approval_manifest(msgs.iloc[::-1]))
 
 
+def test_the_fingerprint_of_a_recorded_approval_stays_the_same():
+    # Approvals recorded earlier store this hash: how it is computed must not drift.
+    manifest = pd.DataFrame(
+        {
+            "message_key": ["k2", "k1"],
+            "address": ["a2", "a1"],
+            "template_id": ["t", "t"],
+            "personalization": ["p2", "p1"],
+            "channel": ["email", "email"],
+            "provider": ["sendgrid", "sendgrid"],
+        }
+    )
+    assert fingerprint(manifest) == "04418aeaac9f1b6e3cbb7cb4fb9eac83"
+
+
 @pytest.mark.parametrize(
     ("field", "value", "label"),
     [
