@@ -25,8 +25,11 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
+# --compile-bytecode, as pip does by default: without .pyc files every Dagster step process
+# compiles what it imports again (dagster, Great Expectations, LightGBM: 11 s -> 5 s per import
+# here, where PYTHONDONTWRITEBYTECODE is set and nothing is cached after the first run).
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
 
 # dagster-dbt loads the dbt manifest at import time; parse whenever the dbt project changes.
