@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from tessera.activations.content import fill_missing_content
 from tessera.activations.keys import key_sql
@@ -28,6 +29,7 @@ from tessera.activations.suppressions import (
     build_suppressions,
     match_key_sql,
 )
+from tessera.warehouse.duckdb_io import empty_frame
 
 #: Which provider serves each channel unless configured otherwise.
 DEFAULT_CHANNEL_PROVIDERS: dict[str, str] = {
@@ -52,6 +54,10 @@ MESSAGE_COLUMNS = [
     "personalization",
 ]
 EXCLUDED_COLUMNS = ["as_of_date", "message_key", "campaign_id", "customer_id", "channel", "reason"]
+#: The two tables' types on a date without rows (what DuckDB gives them on a date with rows).
+_TYPES = {"as_of_date": pa.timestamp("us"), "priority": pa.int32(), "duration_days": pa.int32()}
+MESSAGE_SCHEMA = pa.schema([(c, _TYPES.get(c, pa.string())) for c in MESSAGE_COLUMNS])
+EXCLUDED_SCHEMA = pa.schema([(c, _TYPES.get(c, pa.string())) for c in EXCLUDED_COLUMNS])
 
 #: SMS needs an international (E.164) number: a national one ('0151 ...') cannot be matched
 #: against a suppression written internationally, and Twilio would read it in its own country.
@@ -233,7 +239,9 @@ def build_outbound(
         ).df()
     finally:
         con.close()
-    return messages[MESSAGE_COLUMNS], excluded[EXCLUDED_COLUMNS]
+    messages = empty_frame(MESSAGE_SCHEMA) if messages.empty else messages[MESSAGE_COLUMNS]
+    excluded = empty_frame(EXCLUDED_SCHEMA) if excluded.empty else excluded[EXCLUDED_COLUMNS]
+    return messages, excluded
 
 
 def summarize(messages: pd.DataFrame, excluded: pd.DataFrame) -> pd.DataFrame:

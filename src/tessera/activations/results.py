@@ -13,34 +13,41 @@ import datetime as dt
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+from tessera.warehouse.duckdb_io import empty_frame
 
 Z95 = 1.959963984540054
 
-RESULT_COLUMNS = [
-    "as_of_date",
-    "campaign_id",
-    "cohorts",
-    "treatment_n",
-    "control_n",
-    "treatment_conversions",
-    "control_conversions",
-    "treatment_rate",
-    "control_rate",
-    "abs_lift",
-    "abs_lift_ci_low",
-    "abs_lift_ci_high",
-    "rel_lift",
-    "rel_lift_ci_low",
-    "rel_lift_ci_high",
-    "p_value",
-    "treatment_revenue_per_customer",
-    "control_revenue_per_customer",
-    "revenue_lift_per_customer",
-    "revenue_lift_ci_low",
-    "revenue_lift_ci_high",
-    "incremental_revenue",
-    "share_windows_complete",
-]
+#: activations.campaign_results (typed, so a date without results still creates the table).
+RESULT_SCHEMA = pa.schema(
+    [
+        ("as_of_date", pa.date32()),
+        ("campaign_id", pa.string()),
+        ("cohorts", pa.int64()),
+        ("treatment_n", pa.int64()),
+        ("control_n", pa.int64()),
+        ("treatment_conversions", pa.int64()),
+        ("control_conversions", pa.int64()),
+        ("treatment_rate", pa.float64()),
+        ("control_rate", pa.float64()),
+        ("abs_lift", pa.float64()),
+        ("abs_lift_ci_low", pa.float64()),
+        ("abs_lift_ci_high", pa.float64()),
+        ("rel_lift", pa.float64()),
+        ("rel_lift_ci_low", pa.float64()),
+        ("rel_lift_ci_high", pa.float64()),
+        ("p_value", pa.float64()),
+        ("treatment_revenue_per_customer", pa.float64()),
+        ("control_revenue_per_customer", pa.float64()),
+        ("revenue_lift_per_customer", pa.float64()),
+        ("revenue_lift_ci_low", pa.float64()),
+        ("revenue_lift_ci_high", pa.float64()),
+        ("incremental_revenue", pa.float64()),
+        ("share_windows_complete", pa.float64()),
+    ]
+)
+RESULT_COLUMNS = RESULT_SCHEMA.names
 
 
 def wilson(successes: np.ndarray, n: np.ndarray, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +151,7 @@ def campaign_results(
     """Per campaign, over all cohorts before ``as_of``: rates, lifts and 95% intervals."""
     per = customer_outcomes(as_of, assignments, orders, conversions)
     if per.empty:
-        return pd.DataFrame(columns=RESULT_COLUMNS)
+        return empty_frame(RESULT_SCHEMA)
     per["arm"] = np.where(per["is_control"], "c", "t")
     g = per.groupby(["campaign_id", "arm"]).agg(
         n=("customer_id", "size"),

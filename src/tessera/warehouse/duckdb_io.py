@@ -34,6 +34,12 @@ def _untyped_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]
     ]
 
 
+def empty_frame(schema: pa.Schema) -> pd.DataFrame:
+    """A frame without rows whose columns keep ``schema``'s types (Arrow-backed), so that
+    :func:`replace_dates` creates its table typed on a date that had nothing to write."""
+    return schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+
+
 def replace_dates(
     con: duckdb.DuckDBPyConnection,
     writes: list[tuple[str, pd.DataFrame | pa.Table]],
