@@ -26,6 +26,11 @@ concurrency:
     default_limit: 1
 telemetry:
   enabled: false
+# Tessera's own log lines (quality verdicts, sends, ...) are kept in each run's logs in the UI.
+python_logs:
+  python_log_level: INFO
+  managed_python_loggers:
+    - tessera
 """
 
 
@@ -34,7 +39,10 @@ def ensure_dagster_home(settings: Settings) -> Path:
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.paths.dagster_home)))
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
+    # Ours (by its first line) from an earlier version is brought up to date; a file of the
+    # user's own is left alone.
+    mine = config.exists() and config.read_text().startswith(DAGSTER_YAML.splitlines()[0])
+    if not config.exists() or (mine and config.read_text() != DAGSTER_YAML):
         config.write_text(DAGSTER_YAML)
     return home
 
@@ -128,10 +136,43 @@ def _dagster_propagating(propagate: bool) -> Iterator[None]:
 
 
 class _BelowError(logging.Filter):
-    """Lets through what is below ERROR: failures are summarised by `tessera run` itself."""
+    """Lets through what is below ERROR: failures are summarised by `tessera run` itself.
+
+    Also holds back dagster-dbt's note that a dbt test is logged as an observation: dbt runs
+    the tests of what it builds also when their asset is another step's (the landing tables'
+    uniqueness tests, a later date's tests on history-wide models), and those results are
+    observations by design (the UI shows them).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if "instead of an `AssetCheckResult` for dbt test" in record.getMessage():
+            return False
         return record.levelno < logging.ERROR
+
+
+class _OnlyRunLines(logging.Filter):
+    """The terminal's share of the root log while a job runs: `tessera run`'s own lines and the
+    libraries' warnings. Tessera's loggers are Dagster-managed (dagster.yaml): their records
+    reach the run's logs and, from WARNING, Dagster's console, so they are not printed twice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == __name__:
+            return True
+        ours = record.name == "tessera" or record.name.startswith("tessera.")
+        return record.levelno >= logging.WARNING and not ours
+
+
+@contextlib.contextmanager
+def _terminal_quiet(quiet: bool) -> Iterator[None]:
+    handlers = list(logging.getLogger().handlers) if quiet else []
+    only = _OnlyRunLines()
+    for handler in handlers:
+        handler.addFilter(only)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(only)
 
 
 def _quiet_console(init_context):  # noqa: ANN001, ANN202 - Dagster's logger protocol
@@ -240,7 +281,11 @@ def run(days: int, end: dt.date | None, full_each_day: bool) -> int:
     # per date and anything that went wrong, unless -v asked for everything.
     verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
     console_level = "DEBUG" if verbose else "WARNING"
-    with local_sink(settings) as sink_url, _dagster_propagating(verbose):
+    with (
+        local_sink(settings) as sink_url,
+        _dagster_propagating(verbose),
+        _terminal_quiet(not verbose),
+    ):
         if sink_url:
             log.info("local provider sink listening on %s", sink_url)
         defs = load_defs()
