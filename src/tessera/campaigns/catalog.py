@@ -911,6 +911,20 @@ def _check_triggers(
         if e.segment is not None and t.key_by:
             problems.append(loc.message((*p, "key_by"), "segment triggers are keyed by customer"))
         problems.extend(_check_where((*p, "customer"), t.customer, types, buckets, loc))
+        for part, where in [("customer", t.customer)] + [
+            (f"steps.{j}.when", s.when) for j, s in enumerate(t.steps)
+        ]:
+            for attr, cond in where.items():
+                if cond.top_pct is not None:
+                    at = (*p, *part.split("."), attr)
+                    at = tuple(int(x) if isinstance(x, str) and x.isdigit() else x for x in at)
+                    problems.append(
+                        loc.message(
+                            (*at, "top_pct"),
+                            "top_pct is a share of one date's customers: use a target group "
+                            "with it (entry.segment) instead",
+                        )
+                    )
         for j, d in _duplicates(s.id for s in t.steps):
             problems.append(loc.message((*p, "steps", j, "id"), f"duplicate step id {d!r}"))
         waits = [s.wait_min for s in t.steps]
