@@ -798,3 +798,34 @@ def run_tick(
     tmp.write_text(nxt.isoformat() if nxt is not None else "", encoding="utf-8")
     tmp.replace(paths.next_due_path)
     return report
+
+
+def landed_suppressions(
+    con: duckdb.DuckDBPyConnection, landing_dir: Path, snap: Snapshot
+) -> Callable[[], pd.DataFrame]:
+    """What the event endpoint landed since the snapshot (unsubscribes, bounces, spam reports),
+    as suppressions, read again at every call (before each window of sends).
+
+    Opt-outs and older events are in the snapshot's list; the addresses come from the
+    journeys' ledger (the message an event is about) and the snapshot's customers.
+    """
+    from tessera.activations.events import landed_event_files
+    from tessera.activations.suppressions import SUPPRESSING_EVENTS, build_suppressions
+
+    since = pd.Timestamp(snap.taken_at).timestamp()
+    customers = snap.customers.reindex(columns=["customer_id", "email", "phone"]).assign(
+        is_email_opt_in=True, is_sms_opt_in=True
+    )
+
+    def load() -> pd.DataFrame:
+        files = [p for p in landed_event_files(landing_dir) if p.stat().st_mtime >= since]
+        if not files:
+            return pd.DataFrame(columns=SUPPRESSION_COLUMNS)
+        events = pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)
+        events = events[events["event"].isin(SUPPRESSING_EVENTS)].assign(source="event_endpoint")
+        if events.empty:
+            return pd.DataFrame(columns=SUPPRESSION_COLUMNS)
+        sent = con.execute("select message_key, channel, address from activations.deliveries").df()
+        return build_suppressions(events, customers, None, sent)
+
+    return load
