@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 
 from tessera.activations import ledger
@@ -63,6 +65,7 @@ create table if not exists {SCHEMA}.steps (
 
 def connect(path: str) -> duckdb.DuckDBPyConnection:
     """Open the store read-write and make sure its tables (and the ledger's) exist."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(path)
     ensure_schema(con)
     return con
