@@ -329,3 +329,26 @@ def test_replayed_events_start_one_journey(world):
     assert world.con.execute("select count(*) from journeys.events").fetchall()[0][0] == 2
     assert world.con.execute("select count(*) from journeys.entries").fetchall()[0][0] == 1
     assert len(world.keys_sent()) == 1
+
+
+def test_results_per_trigger_and_step_with_the_control_group(world):
+    from tessera.journeys.results import trigger_funnel, trigger_results
+
+    treated_ids = treated(world, "cart_abandonment", 6)
+    control_ids = controls(world, "cart_abandonment", 2)
+    everyone = treated_ids + control_ids
+    world.customers = [customer(c) for c in everyone]
+    world.post(*[event(i, c, "add_to_cart", T0, product_id="p1") for i, c in enumerate(everyone)])
+    buyer = treated_ids[0]
+    world.post(event(99, buyer, "order", T0 + 10 * MIN, properties={"value": 80.0}))
+    world.tick(T0 + MIN)
+    world.tick(T0 + 31 * MIN)
+    funnel = trigger_funnel(world.con).set_index(["trigger_id", "step_id"])
+    reminder = funnel.loc[("cart_abandonment", "reminder")]
+    assert (reminder["sent"], reminder["control"], reminder["exited"]) == (5, 2, 1)
+    assert reminder["exit_reasons"] == "ordered"
+    results = trigger_results(world.con, T0.date() + dt.timedelta(days=8))
+    row = results.set_index("campaign_id").loc["trigger_cart_abandonment"]
+    assert (row["treatment_n"], row["control_n"]) == (6, 2)
+    assert (row["treatment_conversions"], row["control_conversions"]) == (1, 0)
+    assert row["treatment_revenue_per_customer"] == pytest.approx(80.0 / 6)

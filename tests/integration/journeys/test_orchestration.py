@@ -85,3 +85,22 @@ def test_a_tick_runs_and_sends_while_another_process_holds_the_warehouse(world, 
         holder.kill()
         holder.wait()
         world.con = __import__("duckdb").connect(str(world.paths.state_path))
+
+
+def test_journey_results_asset_shows_the_funnel(world):
+    from tessera.orchestration.defs.journeys.assets import journey_results
+    from tests.integration.journeys.conftest import T0
+    from tests.integration.journeys.test_journeys import treated
+
+    (cid,) = treated(world, "cart_abandonment", 1)
+    world.customers = [customer(cid)]
+    world.post(event(1, cid, "add_to_cart", T0, product_id="p1"))
+    world.tick(T0 + dt.timedelta(minutes=31))
+    result = dg.materialize(
+        [journey_results], resources={"storage": DataStorage(data_dir=str(world.data_dir))}
+    )
+    assert result.success
+    meta = result.asset_materializations_for_node("activations__journey_results")[0].metadata
+    assert meta["entries"].value == 1
+    assert "cart_abandonment" in meta["funnel"].value
+    assert "trigger_cart_abandonment" in meta["results"].value
