@@ -137,24 +137,53 @@ def take_snapshot(
         return Snapshot.empty(taken_at)
     as_of = dates[0][0]
     previous = dates[1][0] if len(dates) > 1 else None
-    scores = table_exists(con, "ml.customer_scores")
+    # Each source's columns once, the first source that has a name wins (membership first).
+    taken: set[str] = set()
+    parts: list[str] = []
+    joins: list[str] = []
+    sources = [
+        ("m", "segments.segment_membership", None),
+        ("d", "marts.dim_customers", "d.customer_id = m.customer_id"),
+        (
+            "f",
+            "marts.customer_features",
+            "f.customer_id = m.customer_id and f.as_of_date = m.as_of_date",
+        ),
+        (
+            "s",
+            "ml.customer_scores",
+            "s.customer_id = m.customer_id and s.as_of_date = m.as_of_date",
+        ),
+    ]
+    for alias, table, on in sources:
+        if on is not None and not table_exists(con, table):
+            continue
+        schema, name = table.split(".")
+        columns = [
+            r[0]
+            for r in con.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = ? and table_name = ? order by ordinal_position",
+                [schema, name],
+            ).fetchall()
+        ]
+        for column in columns:
+            if column not in taken:
+                taken.add(column)
+                parts.append(f'{alias}."{column}"')
+        if on is not None:
+            joins.append(f"left join {table} {alias} on {on}")
     customers = con.execute(
         f"""
-        select m.*, prev.target_groups as prev_target_groups, d.email, d.phone,
-               f.* exclude (customer_id, as_of_date)
-               {", s.churn_probability, s.predicted_value_90d, s.clv_12m" if scores else ""}
+        select {", ".join(parts)}, prev.target_groups as prev_target_groups
         from segments.segment_membership m
         left join segments.segment_membership prev
           on prev.customer_id = m.customer_id and prev.as_of_date = $prev
-        left join marts.dim_customers d on d.customer_id = m.customer_id
-        left join marts.customer_features f
-          on f.customer_id = m.customer_id and f.as_of_date = m.as_of_date
-        {"left join ml.customer_scores s on s.customer_id = m.customer_id and s.as_of_date = m.as_of_date" if scores else ""}
+        {" ".join(joins)}
         where m.as_of_date = $d
         """,
         {"d": as_of, "prev": previous},
     ).df()
-    customers = customers.loc[:, ~customers.columns.duplicated()]
     excluded = set(catalog.policies.always_exclude)
     customers["is_always_excluded"] = customers["target_groups"].map(
         lambda groups: bool(excluded & set(groups if groups is not None else []))
