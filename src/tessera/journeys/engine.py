@@ -500,57 +500,60 @@ def decide_due(con: duckdb.DuckDBPyConnection, catalog: Catalog, now: dt.datetim
         con.unregister("_caps_in")
 
 
-def _address(channel: str, email: object, phone: object, customer_id: str) -> str | None:
-    from tessera.activations.suppressions import normalize_email, normalize_phone
-
-    if channel == "email":
-        return normalize_email(email)
-    if channel == "sms":
-        return normalize_phone(phone)
-    return customer_id
-
-
 def build_messages(
     decided: pd.DataFrame, catalog: Catalog, environment: str, today: dt.date
 ) -> pd.DataFrame:
     """Outbound rows (the sender's columns) for the steps to send."""
-    steps = {(t.id, s.id): (t, s) for t in catalog.triggers for s in t.steps}
-    rows = []
-    for r in decided.itertuples(index=False):  # message rendering: a row each, like outbound
-        t, s = steps[(r.trigger_id, r.step_id)]
-        provider = CHANNEL_PROVIDERS[s.channel]
-        rows.append(
-            {
-                "message_key": message_key(
-                    f"{t.campaign_id}:{s.id}", r.customer_id, r.entry_id, s.channel
-                ),
-                "entry_id": r.entry_id,
-                "step_id": s.id,
-                "as_of_date": pd.Timestamp(today),
-                "campaign_id": t.campaign_id,
-                "customer_id": r.customer_id,
-                "channel": s.channel,
-                "provider": provider,
-                "address": _address(s.channel, r.email, r.phone, r.customer_id),
-                "template_id": catalog.provider_template_id(s.template, provider, environment),
-                "duration_days": t.lock_days,
-                "personalization": json.dumps(
-                    {
-                        "first_name": None if pd.isna(r.first_name) else r.first_name,
-                        "offer": s.offer,
-                        "trigger": t.id,
-                        "step": s.id,
-                        "product_id": None if pd.isna(r.product_id) else r.product_id,
-                    },
-                    sort_keys=True,
-                ),
-            }
-        )
+    from tessera.activations.suppressions import normalize_email, normalize_phone
+
     columns = [
         "message_key", "entry_id", "step_id", "as_of_date", "campaign_id", "customer_id",
         "channel", "provider", "address", "template_id", "duration_days", "personalization",
     ]  # fmt: skip
-    return pd.DataFrame(rows, columns=columns)
+    if decided.empty:
+        return pd.DataFrame(columns=columns)
+    steps = pd.DataFrame(
+        [
+            {
+                "trigger_id": t.id,
+                "step_id": s.id,
+                "campaign_id": t.campaign_id,
+                "step_channel": s.channel,
+                "provider": CHANNEL_PROVIDERS[s.channel],
+                "template_id": catalog.provider_template_id(
+                    s.template, CHANNEL_PROVIDERS[s.channel], environment
+                ),
+                "duration_days": t.lock_days,
+                "offer": s.offer,
+            }
+            for t in catalog.triggers
+            for s in t.steps
+        ]
+    )
+    keys = ["trigger_id", "step_id"]
+    overlap = [c for c in steps.columns if c in decided.columns and c not in keys]
+    m = decided.drop(columns=overlap).merge(steps, on=keys, how="left", validate="many_to_one")
+    m["channel"] = m["step_channel"]
+    m["as_of_date"] = pd.Timestamp(today)
+    email = m["email"].map(normalize_email)
+    phone = m["phone"].map(normalize_phone)
+    m["address"] = m["customer_id"].astype(object)
+    m.loc[m["channel"] == "email", "address"] = email[m["channel"] == "email"]
+    m.loc[m["channel"] == "sms", "address"] = phone[m["channel"] == "sms"]
+    m["message_key"] = [
+        message_key(f"{c}:{st}", cu, e, ch)
+        for c, st, cu, e, ch in zip(
+            m["campaign_id"], m["step_id"], m["customer_id"], m["entry_id"], m["channel"],
+            strict=True,
+        )
+    ]  # fmt: skip
+    personal = m[["first_name", "offer", "trigger_id", "step_id", "product_id"]].astype(object)
+    personal = personal.where(personal.notna(), None)
+    personal.columns = ["first_name", "offer", "trigger", "step", "product_id"]
+    m["personalization"] = [
+        json.dumps(row, sort_keys=True) for row in personal.to_dict(orient="records")
+    ]
+    return m[columns].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- 5. the tick
