@@ -73,9 +73,13 @@ def _run_sink(args: argparse.Namespace) -> int:
         events_port=args.events_port,
         seed=args.seed,
         faults=plan,
+        track=(track := None if args.no_events or args.events_url else _track_route(data_dir)),
     ) as sink:
         log.info("sink listening on %s (records in %s)", sink.url, sink.folder)
         log.info("events go to %s", sink.events_url or "nowhere (--no-events)")
+        if track is not None and sink.events_url:
+            base = sink.events_url.rsplit("/events", 1)[0]
+            log.info("event collector on %s%s (journeys)", base, track.path)
         log.info("event webhook verification key: %s", sink.public_key)
         _wait_for_signal()
     return 0
