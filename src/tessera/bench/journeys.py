@@ -117,7 +117,7 @@ def run(rate: float, seconds: float, interval: float, batch: int, customers: int
                 nonlocal accepted
                 n = 0
                 started = time.monotonic()
-                while not stop.is_set() and time.monotonic() - started < seconds:
+                while not stop.is_set() and n < rate * seconds:
                     due = started + n / rate
                     time.sleep(max(0.0, due - time.monotonic()))
                     now = time.time()
