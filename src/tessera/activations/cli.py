@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     events = subparsers.add_parser("events", help="Tessera's provider event endpoint")
     events_sub = events.add_subparsers(dest="events_command", metavar="ACTION")
     serve = events_sub.add_parser(
-        "serve", help="verify signed SendGrid event-webhook posts and land them as files"
+        "serve",
+        help="verify signed SendGrid event-webhook posts and land them as files; with "
+        "TESSERA_TRACK_KEYS also collect shop events on POST /v1/track",
     )
     serve.add_argument("--port", type=int, default=8726)
     serve.add_argument("--data-dir", type=Path, default=None, help="default: TESSERA_DATA_DIR")
@@ -71,9 +73,13 @@ def _run_sink(args: argparse.Namespace) -> int:
         events_port=args.events_port,
         seed=args.seed,
         faults=plan,
+        track=(track := None if args.no_events or args.events_url else _track_route(data_dir)),
     ) as sink:
         log.info("sink listening on %s (records in %s)", sink.url, sink.folder)
         log.info("events go to %s", sink.events_url or "nowhere (--no-events)")
+        if track is not None and sink.events_url:
+            base = sink.events_url.rsplit("/events", 1)[0]
+            log.info("event collector on %s%s (journeys)", base, track.path)
         log.info("event webhook verification key: %s", sink.public_key)
         _wait_for_signal()
     return 0
@@ -90,8 +96,31 @@ def _run_events(args: argparse.Namespace) -> int:
             f"no verification key: pass --public-key or set {EVENT_KEY_VAR} "
             "(SendGrid: Settings > Mail Settings > Signed Event Webhook)"
         )
-    receiver = EventReceiver(_data_dir(args.data_dir) / "landing", key)
-    with running_events(receiver, port=args.port) as url:
+    data_dir = _data_dir(args.data_dir)
+    receiver = EventReceiver(data_dir / "landing", key)
+    track = _track_route(data_dir)
+    with running_events(receiver, port=args.port, track=track) as url:
         log.info("event endpoint on %s, landing into %s", url, receiver.folder)
+        if track is not None:
+            sources = ", ".join(sorted(track.receiver.keys))
+            log.info(
+                "event collector on %s (sources: %s)",
+                url.rsplit("/events", 1)[0] + track.path,
+                sources,
+            )
         _wait_for_signal()
     return 0
+
+
+def _track_route(data_dir: Path):
+    """The journeys' ``POST /v1/track`` collector, when TESSERA_TRACK_KEYS names its sources."""
+    import os
+
+    from tessera.activations.events import ExtraRoute
+    from tessera.journeys.intake import TRACK_KEYS_VAR, TRACK_PATH, TrackReceiver, parse_track_keys
+
+    keys = parse_track_keys(os.environ.get(TRACK_KEYS_VAR))
+    if not keys:
+        log.info("no %s: POST %s is not served", TRACK_KEYS_VAR, TRACK_PATH)
+        return None
+    return ExtraRoute(TRACK_PATH, TrackReceiver(data_dir, keys))

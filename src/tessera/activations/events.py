@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -338,8 +339,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _respond(self) -> tuple[int, dict, bool]:
         """(status, reply, whether the body was read)."""
-        if self.path.split("?")[0] != EVENTS_PATH:
+        path = self.path.split("?")[0]
+        track = getattr(self.server, "track", None)
+        if track is not None and path == track.path:
+            return self._respond_with(track.receiver)
+        if path != EVENTS_PATH:
             return 404, {"error": "not found"}, False
+        receiver: EventReceiver = self.server.receiver  # type: ignore[attr-defined]
+        return self._respond_with(receiver)
+
+    def _respond_with(self, receiver: Any) -> tuple[int, dict, bool]:
+        """Read the body after ``receiver.precheck`` and hand it to ``receiver.handle``."""
         if self.headers.get("Transfer-Encoding"):
             return 411, {"error": "send the body with a Content-Length"}, False
         text = self.headers.get("Content-Length")
@@ -348,7 +358,6 @@ class _Handler(BaseHTTPRequestHandler):
         if not text.strip().isdigit():
             return 400, {"error": f"Content-Length must be a whole number, got {text!r}"}, False
         length = int(text)
-        receiver: EventReceiver = self.server.receiver  # type: ignore[attr-defined]
         refused = receiver.precheck(self.headers, length)
         if refused:
             return (*refused, False)
@@ -359,19 +368,34 @@ class _Handler(BaseHTTPRequestHandler):
         return status, body, True
 
 
+@dataclass(frozen=True)
+class ExtraRoute:
+    """Another POST route on the same server (the journeys' ``/v1/track`` collector): a
+    receiver with ``precheck(headers, length)`` and ``handle(raw, headers)`` like ours."""
+
+    path: str
+    receiver: Any
+
+
 def make_server(
-    receiver: EventReceiver, host: str = "127.0.0.1", port: int = 0
+    receiver: EventReceiver,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    track: ExtraRoute | None = None,
 ) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer((host, port), _Handler)
     server.daemon_threads = True
     server.receiver = receiver  # type: ignore[attr-defined]
+    server.track = track  # type: ignore[attr-defined]
     return server
 
 
 @contextmanager
-def running_events(receiver: EventReceiver, port: int = 0) -> Iterator[str]:
+def running_events(
+    receiver: EventReceiver, port: int = 0, track: ExtraRoute | None = None
+) -> Iterator[str]:
     """Serve the endpoint on 127.0.0.1 in a thread; yields its URL."""
-    server = make_server(receiver, port=port)
+    server = make_server(receiver, port=port, track=track)
     thread = threading.Thread(target=server.serve_forever, name="tessera-events", daemon=True)
     thread.start()
     try:

@@ -154,6 +154,118 @@ class Policies(_Model):
         return value
 
 
+# --------------------------------------------------------------------------- triggers (journeys)
+
+#: Event types a trigger may start on: the collector's shop events and the stock business event.
+TRIGGER_EVENTS = (
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "search",
+    "app_open",
+    "order",
+    "inventory",
+)
+#: Fields of an entry event a trigger's ``event_where`` may test (``properties.<name>`` too).
+EVENT_FIELDS = ("category", "product_id", "source")
+_WAIT_RE = re.compile(r"^(\d+)\s*(m|min|h|d)$")
+_WAIT_MINUTES = {"m": 1, "min": 1, "h": 60, "d": 1440}
+
+
+def wait_minutes(text: str) -> int:
+    """``30m``, ``4h``, ``1d`` -> minutes."""
+    match = _WAIT_RE.match(text.strip())
+    if not match:
+        raise ValueError(f"wait must be a number and m, h or d (30m, 4h, 1d), got {text!r}")
+    return int(match.group(1)) * _WAIT_MINUTES[match.group(2)]
+
+
+class InterestAudience(_Model):
+    """Who a stock event is about: customers who showed interest in the product while it was
+    out of stock (their events of these types since it went out of stock, within ``days``)."""
+
+    event_types: list[Literal["product_view", "add_to_cart"]] = Field(
+        default_factory=lambda: ["product_view", "add_to_cart"], min_length=1
+    )
+    days: int = Field(default=30, ge=1, le=365)
+
+
+class TriggerEntry(_Model):
+    """How a customer enters: on an event (``event``) or on entering/leaving a target group."""
+
+    event: (
+        Literal[
+            "page_view", "product_view", "add_to_cart", "search", "app_open", "order", "inventory"
+        ]
+        | None
+    ) = None
+    event_where: dict[str, Condition] = Field(default_factory=dict)
+    segment: str | None = None
+    segment_event: Literal["enter", "exit"] = "enter"
+    audience: InterestAudience | None = None
+
+
+class TriggerStep(_Model):
+    """One message of a journey: sent ``wait`` after entry if still in the journey and ``when``
+    (conditions on the customer's latest features and scores) holds when it is due."""
+
+    id: str = Field(pattern=_ID_PATTERN)
+    wait: str = "0m"
+    channel: Channel
+    template: str
+    offer: str | None = None
+    when: dict[str, Condition] = Field(default_factory=dict)
+
+    @field_validator("wait")
+    @classmethod
+    def _wait(cls, value: str) -> str:
+        wait_minutes(value)
+        return value
+
+    @property
+    def wait_min(self) -> int:
+        return wait_minutes(self.wait)
+
+
+class TriggerExit(_Model):
+    """What ends a journey before its next step: an order since entry, an unsubscribe or
+    suppression of the step's address, entering another journey."""
+
+    ordered: bool = True
+    unsubscribed: bool = True
+    entered_other: bool = False
+
+
+class Trigger(_Model):
+    """An event-triggered journey: entry, conditions on the customer, steps, exits, controls."""
+
+    id: str = Field(pattern=_ID_PATTERN)
+    name: str = ""
+    description: str = ""
+    entry: TriggerEntry
+    #: Conditions on the customer's latest features and scores at entry (all AND).
+    customer: dict[str, Condition] = Field(default_factory=dict)
+    steps: list[TriggerStep] = Field(min_length=1)
+    exit: TriggerExit = Field(default_factory=TriggerExit)
+    #: One entry per customer and these event fields (``[product_id]``: once per product).
+    key_by: list[Literal["product_id", "category"]] = Field(default_factory=list)
+    #: ``never``: one entry per key ever; ``after_end``: again once the previous entry ended
+    #: and ``re_entry_days`` have passed since it started.
+    re_entry: Literal["never", "after_end"] = "after_end"
+    re_entry_days: int = Field(default=0, ge=0, le=365)
+    control_share: float = Field(default=0.0, ge=0.0, le=0.9)
+    #: Days a customer who entered is locked from daily campaigns (0: not locked).
+    lock_days: int = Field(default=0, ge=0, le=365)
+    ignore_locks: bool = False
+    transactional: bool = False
+    enabled: bool = True
+
+    @property
+    def campaign_id(self) -> str:
+        """The id its messages carry in the ledger, caps and locks (beside daily campaigns)."""
+        return f"trigger_{self.id}"
+
+
 #: Provider template ids of one catalog template: one id for every environment, or one per
 #: environment (``default`` required, e.g. ``{default: d-..., production: d-...}``).
 TemplateIds = str | dict[str, str]
@@ -170,6 +282,8 @@ class Catalog(_Model):
     #: catalog template name -> provider -> id (or ids per environment). Campaigns name
     #: templates by readable names; what a provider receives is looked up here.
     templates: dict[str, dict[Provider, TemplateIds]] = Field(default_factory=dict)
+    #: Event-triggered journeys (tessera.journeys), under the same policies as the campaigns.
+    triggers: list[Trigger] = Field(default_factory=list)
 
     def provider_template_id(
         self, name: str, provider: str, environment: str = DEFAULT_ENVIRONMENT
@@ -303,6 +417,7 @@ class _Locator:
         "campaigns": "campaign",
         "target_groups": "target group",
         "dimensions": "dimension",
+        "triggers": "trigger",
     }
 
     def __init__(self, display: str, data: Any, lines: dict[Path_, int]) -> None:
@@ -561,9 +676,20 @@ def _check_dimension(i: int, d: Dimension, loc: _Locator) -> list[str]:
 def _check_target_group(
     i: int, g: TargetGroup, types: dict[str, AttributeType], buckets: dict[str, list[str]], loc
 ) -> list[str]:
+    return _check_where(("target_groups", i, "where"), g.where, types, buckets, loc)
+
+
+def _check_where(
+    path: Path_,
+    where: dict[str, Condition],
+    types: dict[str, AttributeType],
+    buckets: dict[str, list[str]],
+    loc,
+) -> list[str]:
+    """Conditions on customer attributes (a target group's ``where``, a trigger's conditions)."""
     problems = []
-    for attr, cond in g.where.items():
-        p = ("target_groups", i, "where", attr)
+    for attr, cond in where.items():
+        p = (*path, attr)
         if attr not in types:
             problems.append(
                 loc.message(p, f"unknown attribute {attr!r} (not a feature, score or dimension)")
@@ -681,6 +807,7 @@ def _cross_check(catalog: Catalog, loc: _Locator) -> list[str]:
                     )
                 )
     problems.extend(_check_templates(catalog, loc))
+    problems.extend(_check_triggers(catalog, types, buckets, group_ids, loc))
     for j, g in enumerate(catalog.policies.always_exclude):
         if g not in group_ids:
             problems.append(
@@ -732,4 +859,83 @@ def _check_templates(catalog: Catalog, loc: _Locator) -> list[str]:
                         f"templates: {{{name}: {{{provider}: {{default: d-...}}}}}}",
                     )
                 )
+    return problems
+
+
+def _check_triggers(
+    catalog: Catalog,
+    types: dict[str, AttributeType],
+    buckets: dict[str, list[str]],
+    group_ids: set[str],
+    loc: _Locator,
+) -> list[str]:
+    problems: list[str] = []
+    for i, ident in _duplicates(t.id for t in catalog.triggers):
+        problems.append(loc.message(("triggers", i, "id"), f"duplicate id {ident!r}"))
+    campaign_ids = {c.id for c in catalog.campaigns}
+    for i, t in enumerate(catalog.triggers):
+        p: Path_ = ("triggers", i)
+        if t.campaign_id in campaign_ids:
+            problems.append(loc.message((*p, "id"), f"clashes with campaign {t.campaign_id}"))
+        e = t.entry
+        if (e.event is None) == (e.segment is None):
+            problems.append(loc.message((*p, "entry"), "needs exactly one of event or segment"))
+        if e.segment is not None and e.segment not in group_ids:
+            problems.append(
+                loc.message((*p, "entry", "segment"), f"unknown target group {e.segment!r}")
+            )
+        if e.segment is not None and (e.event_where or e.audience):
+            problems.append(
+                loc.message((*p, "entry"), "event_where and audience need an entry event")
+            )
+        if (e.audience is not None) != (e.event == "inventory"):
+            problems.append(
+                loc.message(
+                    (*p, "entry", "audience"),
+                    "an inventory entry needs an audience (who showed interest), and only it",
+                )
+            )
+        for field_name in e.event_where:
+            if field_name not in (*EVENT_FIELDS, "in_stock", "quantity") and not (
+                field_name.startswith("properties.") and len(field_name) > 11
+            ):
+                problems.append(
+                    loc.message(
+                        (*p, "entry", "event_where", field_name),
+                        f"unknown event field {field_name!r} (one of "
+                        f"{', '.join(EVENT_FIELDS)}, in_stock, quantity, properties.<name>)",
+                    )
+                )
+        if "product_id" in t.key_by and e.event in ("search", "app_open", "page_view"):
+            problems.append(loc.message((*p, "key_by"), f"{e.event} events carry no product_id"))
+        if e.segment is not None and t.key_by:
+            problems.append(loc.message((*p, "key_by"), "segment triggers are keyed by customer"))
+        problems.extend(_check_where((*p, "customer"), t.customer, types, buckets, loc))
+        for part, where in [("customer", t.customer)] + [
+            (f"steps.{j}.when", s.when) for j, s in enumerate(t.steps)
+        ]:
+            for attr, cond in where.items():
+                if cond.top_pct is not None:
+                    at = (*p, *part.split("."), attr)
+                    at = tuple(int(x) if isinstance(x, str) and x.isdigit() else x for x in at)
+                    problems.append(
+                        loc.message(
+                            (*at, "top_pct"),
+                            "top_pct is a share of one date's customers: use a target group "
+                            "with it (entry.segment) instead",
+                        )
+                    )
+        for j, d in _duplicates(s.id for s in t.steps):
+            problems.append(loc.message((*p, "steps", j, "id"), f"duplicate step id {d!r}"))
+        waits = [s.wait_min for s in t.steps]
+        if waits != sorted(waits):
+            problems.append(
+                loc.message((*p, "steps"), "steps must be in order of their wait (from entry)")
+            )
+        for j, step in enumerate(t.steps):
+            problems.extend(_check_where((*p, "steps", j, "when"), step.when, types, buckets, loc))
+            problem = _template_id_problem(CHANNEL_PROVIDERS[step.channel], step.template)
+            mapped = CHANNEL_PROVIDERS[step.channel] in catalog.templates.get(step.template, {})
+            if problem and not mapped:
+                problems.append(loc.message((*p, "steps", j, "template"), problem))
     return problems

@@ -220,9 +220,16 @@ def _membership(con: duckdb.DuckDBPyConnection, day: dt.date) -> pd.DataFrame:
 
 
 def build_assignments(
-    con: duckdb.DuckDBPyConnection, catalog: Catalog, day: dt.date, allow_gap: bool = False
+    con: duckdb.DuckDBPyConnection,
+    catalog: Catalog,
+    day: dt.date,
+    allow_gap: bool = False,
+    journey_contacts: pd.DataFrame | None = None,
 ) -> AssignmentsDay:
     """Run the matrix engine for ``day`` on its segment membership and the earlier assignments.
+
+    ``journey_contacts`` (tessera.journeys.engine.journey_contacts: the triggered messages and
+    journey locks, history-shaped) count like earlier assignments: in caps and as locks.
 
     Writes campaigns.campaign_assignments, campaigns.exclusions and campaigns.matrix_runs in one
     transaction. A date whose previous date was never built is refused unless ``allow_gap``.
@@ -231,6 +238,15 @@ def build_assignments(
     notes = check_previous_date(con, day, allow_gap)
     membership = _membership(con, day)
     history = _history(con, day, lookback)
+    if journey_contacts is not None and not journey_contacts.empty:
+        history = pd.concat(
+            [
+                h
+                for h in (history, journey_contacts[list(journey_contacts.columns)])
+                if h is not None
+            ],
+            ignore_index=True,
+        )
     result = assign_campaigns(membership, catalog, day, history)
     runs = pd.DataFrame(
         {

@@ -68,6 +68,16 @@ REASONS = (
 )
 
 
+def control_sql(salt: str, campaign_id: str, customer_id: str, cut: str) -> str:
+    """Whether a customer is in a campaign's control group: the salted hash into
+    CONTROL_BUCKETS buckets below ``cut`` (SQL expressions). The matrix's statement below
+    writes the same expression; the journeys call this one (a test keeps the two equal)."""
+    return (
+        f"md5_number_lower({salt} || ':control:' || {campaign_id} || ':' || {customer_id})"
+        f" % {CONTROL_BUCKETS} < {cut}"
+    )
+
+
 @dataclass(frozen=True)
 class MatrixResult:
     """The three outputs of one matrix date, as Arrow tables (``.to_pandas()`` for frames)."""

@@ -151,6 +151,12 @@ def _condition_sql(attr: str, cond: Condition, top_column: dict[str, str]) -> li
     return [f"coalesce({p}, false)" for p in parts]
 
 
+def condition_sql(attr: str, cond: Condition) -> list[str]:
+    """SQL predicates for one attribute's condition (column named ``attr``), the target groups'
+    own rule; the journeys evaluate trigger and step conditions with it. No ``top_pct``."""
+    return _condition_sql(attr, cond, {})
+
+
 def _bucket_sql(d: Dimension, thresholds: list[float] | None) -> str:
     col = f'"{d.attribute}"'
     null = _literal(d.null_label)

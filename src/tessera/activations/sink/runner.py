@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tessera.activations.signing import load_or_create_private_key, public_key_b64
 from tessera.activations.sink.emitter import EventEmitter
@@ -55,6 +56,7 @@ def running_sink(
     faults: FaultPlan | None = None,
     api_key: str | None = None,
     webhook_secret: str | None = None,
+    track: Any = None,
 ) -> Iterator[SinkHandle]:
     """Run the sink (state in ``data_dir/sink``) and, by default, Tessera's event endpoint
     landing into ``landing_dir`` (default ``data_dir/landing``), both on 127.0.0.1 threads."""
@@ -68,6 +70,7 @@ def running_sink(
         landing_dir,
         pub,
         events_port,
+        track,
     ) as own_url:
         target = events_url or own_url
         state = SinkState(folder)
@@ -91,13 +94,19 @@ def running_sink(
 
 @contextmanager
 def _maybe_events(
-    enabled: bool, data_dir: Path, landing_dir: Path | str | None, pub: str, port: int
+    enabled: bool,
+    data_dir: Path,
+    landing_dir: Path | str | None,
+    pub: str,
+    port: int,
+    track: Any = None,
 ) -> Iterator[str | None]:
+    """The built-in event endpoint (and, with ``track``, the journeys' collector beside it)."""
     from tessera.activations.events import EventReceiver, running_events
 
     if not enabled:
         yield None
         return
     receiver = EventReceiver(Path(landing_dir) if landing_dir else Path(data_dir) / "landing", pub)
-    with running_events(receiver, port=port) as url:
+    with running_events(receiver, port=port, track=track) as url:
         yield url

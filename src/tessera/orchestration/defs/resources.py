@@ -19,6 +19,7 @@ from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 from packaging import version
 
+from tessera.journeys.paths import JourneyPaths
 from tessera.orchestration.defs.activations.resources import build_activation_settings
 from tessera.orchestration.defs.campaigns.resources import CampaignCatalog
 from tessera.settings import DBT_PROJECT_DIR, DataPaths, environment, load_settings
@@ -154,7 +155,10 @@ def build_resources(
             dbt_executable=DBT_EXECUTABLE,
             data_dir=str(paths.root),
         ),
-        "campaign_catalog": CampaignCatalog(path=str(settings.catalog_path)),
+        "campaign_catalog": CampaignCatalog(
+            path=str(settings.catalog_path),
+            journey_contacts_path=str(JourneyPaths.of(paths.root).contacts_path),
+        ),
         "activation": build_activation_settings(env),
     }
 

@@ -91,7 +91,9 @@ def campaign_assignments(
     catalog = campaign_catalog.load()
     with warehouse.get_connection() as con:
         require_tables(con, ASSIGNMENTS, [SEGMENT_MEMBERSHIP])
-        run = daily.build_assignments(con, catalog, day, config.allow_gap)
+        run = daily.build_assignments(
+            con, catalog, day, config.allow_gap, campaign_catalog.journey_contacts()
+        )
     for note in run.notes:
         context.log.warning(note)
     yield dg.MaterializeResult(

@@ -10,6 +10,18 @@ class CampaignCatalog(dg.ConfigurableResource):
     """Marketing ops' catalog file (TESSERA_CATALOG, default campaigns/catalog.yml)."""
 
     path: str
+    #: The journeys' contacts and locks (``<data_dir>/journeys/contacts.parquet``), counted by
+    #: the matrix like its own history; empty: no journeys.
+    journey_contacts_path: str = ""
+
+    def journey_contacts(self):
+        """The journeys' contacts as matrix history rows, None without any."""
+        from pathlib import Path
+
+        import pandas as pd
+
+        path = Path(self.journey_contacts_path) if self.journey_contacts_path else None
+        return pd.read_parquet(path) if path is not None and path.exists() else None
 
     def load(self):
         """The validated catalog; a CatalogError names the file, line and field."""
