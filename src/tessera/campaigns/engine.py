@@ -6,12 +6,14 @@ customer; the first rule that excludes a pair names its reason (the attribution 
 
 1. ``always_exclude``  customer is in a ``policies.always_exclude`` group (transactional campaigns
    are exempt);
-2. ``no_consent``      none of the campaign's channels can reach the customer;
-3. ``duration_period`` customer is locked by an earlier assignment (``locked_until > D``) and the
+2. ``global_control``  customer is in the ``policies.global_control`` group (transactional
+   campaigns are exempt; see tessera.campaigns.global_control);
+3. ``no_consent``      none of the campaign's channels can reach the customer;
+4. ``duration_period`` customer is locked by an earlier assignment (``locked_until > D``) and the
    campaign does not ``ignore_locks``; ``taken_by`` is the campaign holding the lock;
-4. ``cap``             every reachable channel of the campaign is at a frequency cap;
-5. ``lower_priority``  another eligible campaign ranks higher; ``taken_by`` is the winner;
-6. ``capacity``        the winner's channel is full for D (lowest rank dropped first).
+5. ``cap``             every reachable channel of the campaign is at a frequency cap;
+6. ``lower_priority``  another eligible campaign ranks higher; ``taken_by`` is the winner;
+7. ``capacity``        the winner's channel is full for D (lowest rank dropped first).
 
 Ranking is priority (higher wins), then ``tie_break`` (lower wins, unset last), then the earlier
 ``start``, then ``campaign_id``. The constraints commute; only the attribution follows the order.
@@ -26,6 +28,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from tessera.campaigns import global_control
 from tessera.campaigns.catalog import Catalog
 from tessera.campaigns.errors import MatrixInputError
 
@@ -60,6 +63,7 @@ HISTORY_COLUMNS = [
 ]
 REASONS = (
     "always_exclude",
+    "global_control",
     "no_consent",
     "duration_period",
     "cap",
@@ -219,6 +223,10 @@ select distinct mg.cix, cg.kix from mg join camp_groups cg using (gix);
 create or replace temp table excluded as
 select distinct cix from mg join always_groups using (gix);
 
+-- the global control group (none when the catalog has no policies.global_control: cut 0)
+create or replace temp table gc as
+select cix from members where {gc_bucket} < $gc_cut;
+
 -- the lock reported as taken_by: the one ending last; among locks ending the same day, the
 -- latest assigned, then the campaign id (arg_max alone picks an arbitrary one of tied rows)
 create or replace temp table locks as
@@ -248,11 +256,13 @@ with base as (
            m.reach_mask, m.reach_mask & k.channel_mask as reachable_mask,
            m.reach_mask & ~coalesce(cp.capped_mask, 0) as usable_mask,
            k.ch0, k.ch1, k.ch2, k.ch3,
-           x.cix is not null as is_excluded, l.cix is not null as is_locked, l.lock_campaign
+           x.cix is not null as is_excluded, l.cix is not null as is_locked, l.lock_campaign,
+           g.cix is not null as is_global_control
     from cand c
     join camps k using (kix)
     join members m using (cix)
     left join excluded x using (cix)
+    left join gc g using (cix)
     left join locks l using (cix)
     left join capped cp using (cix)
 )
@@ -265,6 +275,7 @@ select cix, kix, duration_days, control_cut,
        end as chx,
        case
            when is_excluded and not transactional then 1
+           when is_global_control and not transactional then 6
            when reachable_mask = 0 then 2
            when is_locked and not ignore_locks then 3
            when (usable_mask >> ch0) & 1 = 0 and coalesce((usable_mask >> ch1) & 1, 0) = 0
@@ -301,11 +312,11 @@ select c.*,
                 rows between unbounded preceding and 1 preceding), 0) < cap.capacity
        end as is_kept
 from chosen c left join capacity_in cap using (chx);
-"""
+""".replace("{gc_bucket}", global_control.SQL_BUCKET)
 
 _REASON_CASE = (
     "case reason_code when 1 then 'always_exclude' when 2 then 'no_consent'"
-    " when 3 then 'duration_period' when 4 then 'cap' end"
+    " when 3 then 'duration_period' when 4 then 'cap' when 6 then 'global_control' end"
 )
 
 
@@ -335,7 +346,13 @@ def assign_campaigns(
         con.register("history_in", history)
         for name, frame in _campaign_frames(catalog, as_of).items():
             con.register(name, frame)
-        params = {"as_of": as_of, "salt": catalog.policies.control_salt}
+        gc = catalog.policies.global_control
+        params = {
+            "as_of": as_of,
+            "salt": catalog.policies.control_salt,
+            "gc_salt": gc.salt if gc is not None else "",
+            "gc_cut": global_control.cut(gc) if gc is not None else 0,
+        }
         for statement in _statements(_SQL):
             con.execute(statement, {k: v for k, v in params.items() if f"${k}" in statement})
         return _collect(con, as_of)

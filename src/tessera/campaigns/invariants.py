@@ -66,6 +66,19 @@ def capacity_violations(assignments, catalog: Catalog) -> int:
     )
 
 
+def global_control_violations(assignments, catalog: Catalog) -> int:
+    """Global-control members assigned a campaign that is not transactional (must be 0)."""
+    from tessera.campaigns.global_control import is_member
+
+    a = _frame(assignments)
+    policy = catalog.policies.global_control
+    if policy is None or a.empty:
+        return 0
+    transactional = {c.id for c in catalog.campaigns if c.transactional}
+    marketing = a[~a["campaign_id"].isin(transactional)]
+    return int(sum(is_member(policy, str(c)) for c in marketing["customer_id"]))
+
+
 def customers_without_segment(customer_ids: pd.Series, membership) -> int:
     """Customers of the date that have no micro-segment (must be 0)."""
     m = _frame(membership)

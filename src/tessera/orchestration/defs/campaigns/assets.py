@@ -18,6 +18,7 @@ EXCLUSIONS = dg.AssetKey(["campaigns", "exclusions"])
 MATRIX = dg.AssetKey(["campaigns", "campaign_matrix"])
 PLAN = dg.AssetKey(["campaigns", "campaign_plan"])
 PLAN_VS_ACTUAL = dg.AssetKey(["campaigns", "plan_vs_actual"])
+GLOBAL_CONTROL = dg.AssetKey(["campaigns", "global_control"])
 
 
 class MatrixConfig(dg.Config):
@@ -57,6 +58,19 @@ class PlanConfig(dg.Config):
             group_name=GROUP,
             kinds={"duckdb", "python"},
         ),
+        dg.AssetSpec(
+            GLOBAL_CONTROL,
+            description=(
+                "The global control group of date D (policies.global_control): a fixed "
+                "salted-hash share of all customers that gets no marketing campaign "
+                "(transactional ones still reach them). campaigns.global_control lists the "
+                "members per date; campaigns.global_control_salts records each salt or share "
+                "change with the first date that used it."
+            ),
+            deps=[SEGMENT_MEMBERSHIP],
+            group_name=GROUP,
+            kinds={"duckdb", "python"},
+        ),
     ],
     check_specs=[
         dg.AssetCheckSpec(
@@ -70,6 +84,12 @@ class PlanConfig(dg.Config):
             asset=ASSIGNMENTS,
             blocking=True,
             description="Locked customers only enter campaigns flagged ignore_locks.",
+        ),
+        dg.AssetCheckSpec(
+            "global_control_gets_no_marketing",
+            asset=ASSIGNMENTS,
+            blocking=True,
+            description="No global-control member is assigned a campaign that is not transactional.",
         ),
         dg.AssetCheckSpec(
             "caps_and_capacity_respected",
@@ -111,6 +131,26 @@ def campaign_assignments(
             "by_reason": dg.MetadataValue.md(markdown_table(run.exclusions_by_reason)),
             "preview": dg.MetadataValue.md(markdown_table(run.exclusions.head(10))),
         },
+    )
+    policy = catalog.policies.global_control
+    yield dg.MaterializeResult(
+        asset_key=GLOBAL_CONTROL,
+        metadata={
+            "dagster/row_count": run.global_control_members,
+            "share": policy.share if policy else 0.0,
+            "salt": policy.salt if policy else "(no policies.global_control)",
+            "salt_history": dg.MetadataValue.md(
+                markdown_table(run.salt_history)
+                if run.salt_history is not None and len(run.salt_history)
+                else "no salt recorded"
+            ),
+        },
+    )
+    yield dg.AssetCheckResult(
+        asset_key=ASSIGNMENTS,
+        check_name="global_control_gets_no_marketing",
+        passed=run.global_control_violations == 0,
+        metadata={"violations": run.global_control_violations},
     )
     yield dg.AssetCheckResult(
         asset_key=ASSIGNMENTS,
