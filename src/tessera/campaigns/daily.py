@@ -157,6 +157,7 @@ class AssignmentsDay:
     lock_violations: int
     customers_over_cap: int
     channels_over_capacity: int
+    pair_rule_violations: int = 0
     global_control_members: int = 0
     global_control_violations: int = 0  # members given a marketing campaign (must be 0)
     salt_history: pd.DataFrame | None = None  # campaigns.global_control_salts up to D
@@ -238,11 +239,18 @@ def build_assignments(
     Writes campaigns.campaign_assignments, campaigns.exclusions and campaigns.matrix_runs in one
     transaction. A date whose previous date was never built is refused unless ``allow_gap``.
     """
-    lookback = max([cap.days for cap in catalog.policies.caps] + [1])
+    lookback = max(
+        [cap.days for cap in catalog.policies.caps]
+        + [rule.days for rule in catalog.policies.pair_rules]
+        + [1]
+    )
     notes = check_previous_date(con, day, allow_gap)
     membership = _membership(con, day)
     history = _history(con, day, lookback)
     result = assign_campaigns(membership, catalog, day, history)
+    if table_exists(con, "campaigns.exclusions"):
+        # warehouses built before pair rules have no rule_id column yet
+        con.execute("alter table campaigns.exclusions add column if not exists rule_id varchar")
     policy = catalog.policies.global_control
     holdout = global_control.members(membership, policy, day)
     salt_row = global_control.salt_change(
@@ -284,6 +292,7 @@ def build_assignments(
         customers_with_two_campaigns=invariants.duplicate_assignments(assignments),
         lock_violations=invariants.lock_violations(assignments, hist, catalog, day),
         customers_over_cap=invariants.cap_violations(assignments, hist, catalog, day),
+        pair_rule_violations=invariants.pair_rule_violations(assignments, hist, catalog, day),
         channels_over_capacity=invariants.capacity_violations(assignments, catalog),
         global_control_members=holdout.num_rows,
         global_control_violations=invariants.global_control_violations(assignments, catalog),

@@ -51,8 +51,10 @@ class PlanConfig(dg.Config):
             EXCLUSIONS,
             description=(
                 "Why not: each (customer, campaign) pair that was eligible by target group but "
-                "not assigned, with the reason (always_exclude, no_consent, duration_period, cap, "
-                "lower_priority, capacity; the first rule that applies) and `taken_by`."
+                "not assigned, with the reason (always_exclude, global_control, no_consent, "
+                "duration_period, cap, "
+                "pair_rule (with `rule_id`), lower_priority, capacity; the first rule that applies) "
+                "and `taken_by`."
             ),
             deps=[SEGMENT_MEMBERSHIP],
             group_name=GROUP,
@@ -95,7 +97,10 @@ class PlanConfig(dg.Config):
             "caps_and_capacity_respected",
             asset=ASSIGNMENTS,
             blocking=True,
-            description="No customer over a frequency cap; no channel over its daily capacity.",
+            description=(
+                "No customer over a frequency cap or against a pair rule; no channel over its "
+                "daily capacity."
+            ),
         ),
     ],
     partitions_def=daily_partitions,
@@ -167,9 +172,12 @@ def campaign_assignments(
     yield dg.AssetCheckResult(
         asset_key=ASSIGNMENTS,
         check_name="caps_and_capacity_respected",
-        passed=run.customers_over_cap == 0 and run.channels_over_capacity == 0,
+        passed=run.customers_over_cap == 0
+        and run.channels_over_capacity == 0
+        and run.pair_rule_violations == 0,
         metadata={
             "customers_over_cap": run.customers_over_cap,
+            "pair_rule_violations": run.pair_rule_violations,
             "channels_over_capacity": run.channels_over_capacity,
         },
     )
