@@ -16,7 +16,8 @@ customer; the first rule that excludes a pair names its reason (the attribution 
    contacts in the rule's window; ``rule_id`` is the first such rule in catalog order and
    ``taken_by`` the latest contact that triggers it (none for ``only_with``);
 7. ``lower_priority``  another eligible campaign ranks higher; ``taken_by`` is the winner;
-8. ``capacity``        the winner's channel is full for D (lowest rank dropped first).
+8. ``capacity``        the winner's channel is full for D (lowest rank dropped first; inside a
+   campaign by a per-date salted hash); when the day's contacts fit, nothing is cut.
 
 Ranking is priority (higher wins), then ``tie_break`` (lower wins, unset last), then the earlier
 ``start``, then ``campaign_id``. The constraints commute; only the attribution follows the order.
@@ -388,11 +389,15 @@ from winners w
 join camps k using (kix)
 join members m using (cix);
 
--- capacity counts contacts only; rows are kept in rank order while fewer than `capacity`
--- contacts precede them, so control rows are cut at the same rank as treated ones
+-- capacity counts contacts only. When the channel's contacts fit, nothing is cut (controls
+-- included). Otherwise rows are kept in rank order, then by a per-date salted hash inside a
+-- campaign, while fewer than `capacity` contacts precede them, so control rows are cut at the
+-- same rank as treated ones
 create or replace temp table kept as
 select c.*,
        case when cap.chx is null then true
+            when sum(case when c.is_control then 0 else 1 end) over (partition by c.chx)
+                 <= cap.capacity then true
             else coalesce(sum(case when c.is_control then 0 else 1 end) over (
                 partition by c.chx
                 order by c.kix asc, c.capacity_order asc, c.cix asc
