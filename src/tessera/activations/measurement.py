@@ -200,11 +200,13 @@ def measure_programme(
                 f"no global control on {population_date}: set policies.global_control in the"
                 " catalog and rebuild the campaign dates of the window"
             )
+    # a change after the date the arms were taken moves customers between them; the row that
+    # started the group on or before that date does not
     salts = read(
         con,
         "select as_of_date, salt from campaigns.global_control_salts"
-        " where as_of_date > $s and as_of_date < $d order by as_of_date",
-        {"s": start, "d": day},
+        " where as_of_date > $p and as_of_date < $d order by as_of_date",
+        {"p": population_date or start, "d": day},
     )
     if salts is not None and not salts.empty:
         changed = ", ".join(str(pd.Timestamp(d).date()) for d in salts["as_of_date"])

@@ -168,3 +168,30 @@ def test_cli_lists_the_global_control_members_of_a_date(tmp_path, capsys):
         ["campaigns", "global-control", "--date", "2030-01-01", "--data-dir", str(tmp_path)]
     )
     assert code == 2
+
+
+def test_programme_notes_a_salt_change_after_the_arms_were_taken_but_not_the_start():
+    import datetime as dt
+
+    from tessera.activations.measurement import measure_programme
+
+    groups = {f"c{i:03d}": ["g_all"] for i in range(100)}
+    con, frame = _warehouse(groups)
+    day2 = D0 + dt.timedelta(days=1)
+    con.register("o", frame.assign(as_of_date=day2))
+    con.execute("insert into segments.segment_membership select * from o")
+    con.unregister("o")
+    con.execute("create schema marts")
+    con.execute(
+        "create table marts.fct_orders (customer_id varchar, ordered_at timestamp,"
+        " amount double, status varchar)"
+    )
+    daily.build_assignments(con, _gc_catalog(), D0)
+    daily.build_assignments(con, _gc_catalog(), day2)
+    later = D0 + dt.timedelta(days=3)
+    assert not any("salt" in n for n in measure_programme(con, later, 7).notes)
+    daily.build_assignments(con, _gc_catalog("s2"), day2)
+    assert any(
+        "changed inside the window (on " + str(day2) in n
+        for n in measure_programme(con, later, 7).notes
+    )
