@@ -137,6 +137,52 @@ class Cap(_Model):
     days: int = Field(ge=1, le=365)
 
 
+class GlobalControl(_Model):
+    """A fixed salted-hash share of all customers that receives no marketing campaign.
+
+    Membership depends only on ``salt`` and the customer id (not on the date, the campaigns or
+    the other policies), so it stays the same until the salt (or the share) is changed on
+    purpose; the daily run records every change in campaigns.global_control_salts.
+    """
+
+    share: float = Field(default=0.05, ge=0.01, le=0.15)
+    salt: str = Field(min_length=1)
+
+
+PairRuleKind = Literal[
+    "never_with", "never_followed_by", "only_with", "max_duplicates", "min_unique_offers"
+]
+#: Which fields each pair-rule kind needs (besides id, kind and days); the others must be unset.
+PAIR_RULE_FIELDS: dict[str, tuple[str, ...]] = {
+    "never_with": ("a", "b"),
+    "never_followed_by": ("a", "b"),
+    "only_with": ("a", "b"),
+    "max_duplicates": ("max_contacts",),
+    "min_unique_offers": ("min_offers",),
+}
+
+
+class PairRule(_Model):
+    """A contact rule between campaigns or offers over a customer's last ``days`` days.
+
+    Unica Optimize's semantics, all rules ANDed: ``never_with`` A and B never within ``days``
+    of each other (both orders); ``never_followed_by`` no B within ``days`` after A; ``only_with``
+    B only for customers contacted by A within ``days``; ``max_duplicates`` at most
+    ``max_contacts`` contacts with the same offer (``offer``, or every offer) in ``days``;
+    ``min_unique_offers`` an offer repeats inside ``days`` only once the customer holds at least
+    ``min_offers`` different offers there (see docs/catalog.md).
+    """
+
+    id: str = Field(pattern=_ID_PATTERN)
+    kind: PairRuleKind
+    days: int = Field(ge=1, le=365)
+    a: str | None = None
+    b: str | None = None
+    offer: str | None = None
+    max_contacts: int | None = Field(default=None, ge=1)
+    min_offers: int | None = Field(default=None, ge=2, le=20)
+
+
 class Policies(_Model):
     """Contact policy applied to every campaign."""
 
@@ -144,6 +190,8 @@ class Policies(_Model):
     caps: list[Cap] = Field(default_factory=list)
     capacity: dict[Channel, int] = Field(default_factory=dict)
     control_salt: str = "tessera"
+    global_control: GlobalControl | None = None
+    pair_rules: list[PairRule] = Field(default_factory=list)
 
     @field_validator("capacity")
     @classmethod
@@ -419,6 +467,7 @@ class _Locator:
         "dimensions": "dimension",
         "triggers": "trigger",
     }
+    _POLICY_KINDS = {"caps": "cap", "pair_rules": "pair rule"}
 
     def __init__(self, display: str, data: Any, lines: dict[Path_, int]) -> None:
         self.display = display
@@ -438,10 +487,15 @@ class _Locator:
             ident = item.get("id") if isinstance(item, dict) else None
             owner = f"{self._KINDS[path[0]]} {ident if ident else f'#{path[1] + 1}'}"
             rest = path[2:]
-        elif len(path) >= 3 and path[:2] == ("policies", "caps") and isinstance(path[2], int):
+        elif (
+            len(path) >= 3
+            and path[0] == "policies"
+            and path[1] in self._POLICY_KINDS
+            and isinstance(path[2], int)
+        ):
             item = self._item(path[:3])
             ident = item.get("id") if isinstance(item, dict) else None
-            owner = f"cap {ident if ident else f'#{path[2] + 1}'}"
+            owner = f"{self._POLICY_KINDS[path[1]]} {ident if ident else f'#{path[2] + 1}'}"
             rest = path[3:]
         elif path and path[0] == "policies":
             owner, rest = "policies", path[1:]
@@ -781,6 +835,7 @@ def _cross_check(catalog: Catalog, loc: _Locator) -> list[str]:
             problems.append(loc.message((section, i, "id"), f"duplicate id {ident!r}"))
     for i, ident in _duplicates(c.id for c in catalog.policies.caps):
         problems.append(loc.message(("policies", "caps", i, "id"), f"duplicate id {ident!r}"))
+    problems.extend(_check_pair_rules(catalog, loc))
     clash = {d.id for d in catalog.dimensions} & set(BASE_ATTRIBUTES)
     for i, d in enumerate(catalog.dimensions):
         if d.id in clash:
@@ -812,6 +867,53 @@ def _cross_check(catalog: Catalog, loc: _Locator) -> list[str]:
         if g not in group_ids:
             problems.append(
                 loc.message(("policies", "always_exclude", j), f"unknown target group {g!r}")
+            )
+    return problems
+
+
+def _check_pair_rules(catalog: Catalog, loc: _Locator) -> list[str]:
+    """Each pair rule names what its kind needs, known campaigns and an offer some campaign has."""
+    problems: list[str] = []
+    rules = catalog.policies.pair_rules
+    for i, ident in _duplicates(r.id for r in rules):
+        problems.append(loc.message(("policies", "pair_rules", i, "id"), f"duplicate id {ident!r}"))
+    campaign_ids = {c.id for c in catalog.campaigns}
+    offers = {c.offer for c in catalog.campaigns if c.offer}
+    for i, r in enumerate(rules):
+        p = ("policies", "pair_rules", i)
+        needed = PAIR_RULE_FIELDS[r.kind]
+        for name in needed:
+            if getattr(r, name) is None:
+                problems.append(loc.message(p, f"kind {r.kind} needs {name!r}"))
+        # max_duplicates without an offer applies to every offer
+        allowed = set(needed) | ({"offer"} if r.kind == "max_duplicates" else set())
+        for name in ("a", "b", "offer", "max_contacts", "min_offers"):
+            if name not in allowed and getattr(r, name) is not None:
+                problems.append(
+                    loc.message(
+                        (*p, name),
+                        f"is not used by kind {r.kind} (it takes "
+                        f"{', '.join(sorted(allowed | {'days'}))})",
+                    )
+                )
+        for name in ("a", "b"):
+            value = getattr(r, name)
+            if name in needed and value is not None and value not in campaign_ids:
+                problems.append(loc.message((*p, name), f"unknown campaign {value!r}"))
+        if r.kind in {"never_with", "only_with"} and r.a is not None and r.a == r.b:
+            problems.append(
+                loc.message(
+                    (*p, "b"),
+                    f"names campaign {r.a} as both a and b (for a pause between two contacts "
+                    "of one campaign use never_followed_by)",
+                )
+            )
+        if r.kind == "max_duplicates" and r.offer is not None and r.offer not in offers:
+            problems.append(
+                loc.message(
+                    (*p, "offer"),
+                    f"no campaign has offer {r.offer!r} (offers: {', '.join(sorted(offers)) or 'none'})",
+                )
             )
     return problems
 

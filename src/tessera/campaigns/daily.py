@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from tessera.campaigns import invariants, report
+from tessera.campaigns import global_control, invariants, report
 from tessera.campaigns.catalog import Catalog
 from tessera.campaigns.engine import REASONS, assign_campaigns, matrix_from_assignments
 from tessera.campaigns.errors import MatrixInputError
@@ -164,6 +164,25 @@ class AssignmentsDay:
     lock_violations: int
     customers_over_cap: int
     channels_over_capacity: int
+    pair_rule_violations: int = 0
+    global_control_members: int = 0
+    global_control_violations: int = 0  # members given a marketing campaign (must be 0)
+    salt_history: pd.DataFrame | None = None  # campaigns.global_control_salts up to D
+
+
+def _previous_salt(
+    con: duckdb.DuckDBPyConnection, day: dt.date
+) -> tuple[str | None, float | None] | None:
+    rows = read(
+        con,
+        f"select salt, share from {global_control.SALTS_TABLE} where as_of_date < $d"
+        " order by as_of_date desc limit 1",
+        {"d": day},
+    )
+    if rows is None or rows.empty:
+        return None
+    salt, share = rows.iloc[0]
+    return (None if pd.isna(salt) else str(salt), float(share))
 
 
 def _history(
@@ -234,7 +253,11 @@ def build_assignments(
     Writes campaigns.campaign_assignments, campaigns.exclusions and campaigns.matrix_runs in one
     transaction. A date whose previous date was never built is refused unless ``allow_gap``.
     """
-    lookback = max([cap.days for cap in catalog.policies.caps] + [1])
+    lookback = max(
+        [cap.days for cap in catalog.policies.caps]
+        + [rule.days for rule in catalog.policies.pair_rules]
+        + [1]
+    )
     notes = check_previous_date(con, day, allow_gap)
     membership = _membership(con, day)
     history = _history(con, day, lookback)
@@ -248,6 +271,14 @@ def build_assignments(
             ignore_index=True,
         )
     result = assign_campaigns(membership, catalog, day, history)
+    if table_exists(con, "campaigns.exclusions"):
+        # warehouses built before pair rules have no rule_id column yet
+        con.execute("alter table campaigns.exclusions add column if not exists rule_id varchar")
+    policy = catalog.policies.global_control
+    holdout = global_control.members(membership, policy, day)
+    salt_row = global_control.salt_change(
+        _previous_salt(con, day), policy, day, catalog.fingerprint()
+    )
     runs = pd.DataFrame(
         {
             "as_of_date": [day],
@@ -263,6 +294,10 @@ def build_assignments(
             ("campaigns.campaign_assignments", result.assignments),
             ("campaigns.exclusions", result.exclusions),
             ("campaigns.matrix_runs", runs),
+            (global_control.MEMBERS_TABLE, holdout),
+            # a row only on the dates that changed the salt: a rerun replaces its own date's
+            # row, or removes it when the salt is again the one before
+            (global_control.SALTS_TABLE, salt_row),
         ],
         day,
     )
@@ -280,7 +315,16 @@ def build_assignments(
         customers_with_two_campaigns=invariants.duplicate_assignments(assignments),
         lock_violations=invariants.lock_violations(assignments, hist, catalog, day),
         customers_over_cap=invariants.cap_violations(assignments, hist, catalog, day),
+        pair_rule_violations=invariants.pair_rule_violations(assignments, hist, catalog, day),
         channels_over_capacity=invariants.capacity_violations(assignments, catalog),
+        global_control_members=holdout.num_rows,
+        global_control_violations=invariants.global_control_violations(assignments, catalog),
+        salt_history=read(
+            con,
+            f"select * from {global_control.SALTS_TABLE} where as_of_date <= $d"
+            " order by as_of_date",
+            {"d": day},
+        ),
     )
 
 

@@ -6,12 +6,18 @@ customer; the first rule that excludes a pair names its reason (the attribution 
 
 1. ``always_exclude``  customer is in a ``policies.always_exclude`` group (transactional campaigns
    are exempt);
-2. ``no_consent``      none of the campaign's channels can reach the customer;
-3. ``duration_period`` customer is locked by an earlier assignment (``locked_until > D``) and the
+2. ``global_control``  customer is in the ``policies.global_control`` group (transactional
+   campaigns are exempt; see tessera.campaigns.global_control);
+3. ``no_consent``      none of the campaign's channels can reach the customer;
+4. ``duration_period`` customer is locked by an earlier assignment (``locked_until > D``) and the
    campaign does not ``ignore_locks``; ``taken_by`` is the campaign holding the lock;
-4. ``cap``             every reachable channel of the campaign is at a frequency cap;
-5. ``lower_priority``  another eligible campaign ranks higher; ``taken_by`` is the winner;
-6. ``capacity``        the winner's channel is full for D (lowest rank dropped first).
+5. ``cap``             every reachable channel of the campaign is at a frequency cap;
+6. ``pair_rule``       a ``policies.pair_rules`` rule forbids the campaign given the customer's
+   contacts in the rule's window; ``rule_id`` is the first such rule in catalog order and
+   ``taken_by`` the latest contact that triggers it (none for ``only_with``);
+7. ``lower_priority``  another eligible campaign ranks higher; ``taken_by`` is the winner;
+8. ``capacity``        the winner's channel is full for D (lowest rank dropped first; inside a
+   campaign by a per-date salted hash); when the day's contacts fit, nothing is cut.
 
 Ranking is priority (higher wins), then ``tie_break`` (lower wins, unset last), then the earlier
 ``start``, then ``campaign_id``. The constraints commute; only the attribution follows the order.
@@ -26,6 +32,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from tessera.campaigns import global_control
 from tessera.campaigns.catalog import Catalog
 from tessera.campaigns.errors import MatrixInputError
 
@@ -42,7 +49,7 @@ ASSIGNMENT_COLUMNS = [
     "duration_days",
     "locked_until",
 ]
-EXCLUSION_COLUMNS = ["as_of_date", "customer_id", "campaign_id", "reason", "taken_by"]
+EXCLUSION_COLUMNS = ["as_of_date", "customer_id", "campaign_id", "reason", "taken_by", "rule_id"]
 MATRIX_COLUMNS = [
     "as_of_date",
     "micro_segment_id",
@@ -60,9 +67,11 @@ HISTORY_COLUMNS = [
 ]
 REASONS = (
     "always_exclude",
+    "global_control",
     "no_consent",
     "duration_period",
     "cap",
+    "pair_rule",
     "lower_priority",
     "capacity",
 )
@@ -186,7 +195,30 @@ def _campaign_frames(catalog: Catalog, as_of: dt.date) -> dict[str, pd.DataFrame
             "channel": pd.Series(list(_CHANNEL_BIT), dtype="object"),
         }
     )
+    rules = catalog.policies.pair_rules
+    pair_rules = pd.DataFrame(
+        {
+            "rix": pd.Series(range(len(rules)), dtype="int32"),
+            "rule_id": pd.Series([r.id for r in rules], dtype="object"),
+            "kind": pd.Series([r.kind for r in rules], dtype="object"),
+            "a": pd.Series([r.a for r in rules], dtype="object"),
+            "b": pd.Series([r.b for r in rules], dtype="object"),
+            "days": pd.Series([r.days for r in rules], dtype="int32"),
+            "offer": pd.Series([r.offer for r in rules], dtype="object"),
+            "max_contacts": pd.Series([r.max_contacts for r in rules], dtype="Int64"),
+            "min_offers": pd.Series([r.min_offers for r in rules], dtype="Int64"),
+        }
+    )
+    with_offer = [c for c in catalog.campaigns if c.offer]
+    offers = pd.DataFrame(
+        {
+            "campaign_id": pd.Series([c.id for c in with_offer], dtype="object"),
+            "offer": pd.Series([c.offer for c in with_offer], dtype="object"),
+        }
+    )
     return {
+        "pair_rules_in": pair_rules,
+        "offers_in": offers,
         "camps": camps,
         "groups_in": groups_frame,
         "camp_groups": camp_groups,
@@ -229,6 +261,10 @@ select distinct mg.cix, cg.kix from mg join camp_groups cg using (gix);
 create or replace temp table excluded as
 select distinct cix from mg join always_groups using (gix);
 
+-- the global control group (none when the catalog has no policies.global_control: cut 0)
+create or replace temp table gc as
+select cix from members where {gc_bucket} < $gc_cut;
+
 -- the lock reported as taken_by: the one ending last; among locks ending the same day, the
 -- latest assigned, then the campaign id (arg_max alone picks an arbitrary one of tied rows)
 create or replace temp table locks as
@@ -252,17 +288,78 @@ from use u join caps c using (cap_id)
 where u.n >= u.max_contacts
 group by u.cix;
 
+-- pair rules: contacts (not control rows) on every channel inside each rule's window
+-- [D-days+1, D-1]; a rule forbids a candidate from history alone (one campaign per day)
+create or replace temp table pair_window as
+select r.rix, h.cix, h.campaign_id, h.as_of_date, o.offer
+from pair_rules_in r
+join hist h on not h.is_control
+ and h.as_of_date >= cast($as_of - to_days(cast(r.days - 1 as integer)) as date)
+left join offers_in o on o.campaign_id = h.campaign_id;
+
+create or replace temp table pair_blocked as
+with c as (
+    select s.cix, s.kix, k.campaign_id, o.offer
+    from cand s join camps k using (kix) left join offers_in o on o.campaign_id = k.campaign_id
+),
+offer_use as (
+    select rix, cix, offer, count(*) as n, max(as_of_date) as last_date,
+           first(campaign_id order by as_of_date desc, campaign_id) as taker
+    from pair_window where offer is not null group by all
+),
+offer_count as (
+    select rix, cix, count(distinct offer) as n_offers from pair_window group by all
+),
+hits as (
+    select c.cix, c.kix, r.rix, w.campaign_id as taker, w.as_of_date
+    from c join pair_rules_in r on r.kind = 'never_with' and c.campaign_id in (r.a, r.b)
+    join pair_window w on w.rix = r.rix and w.cix = c.cix
+     and w.campaign_id = case when c.campaign_id = r.a then r.b else r.a end
+    union all
+    select c.cix, c.kix, r.rix, w.campaign_id, w.as_of_date
+    from c join pair_rules_in r on r.kind = 'never_followed_by' and c.campaign_id = r.b
+    join pair_window w on w.rix = r.rix and w.cix = c.cix and w.campaign_id = r.a
+    union all
+    select c.cix, c.kix, r.rix, null, null
+    from c join pair_rules_in r on r.kind = 'only_with' and c.campaign_id = r.b
+    where not exists (
+        select 1 from pair_window w where w.rix = r.rix and w.cix = c.cix and w.campaign_id = r.a
+    )
+    union all
+    select c.cix, c.kix, r.rix, u.taker, u.last_date
+    from c join pair_rules_in r on r.kind = 'max_duplicates'
+     and c.offer is not null and coalesce(r.offer, c.offer) = c.offer
+    join offer_use u on u.rix = r.rix and u.cix = c.cix and u.offer = c.offer
+    where u.n >= r.max_contacts
+    union all
+    select c.cix, c.kix, r.rix, u.taker, u.last_date
+    from c join pair_rules_in r on r.kind = 'min_unique_offers' and c.offer is not null
+    join offer_use u on u.rix = r.rix and u.cix = c.cix and u.offer = c.offer
+    join offer_count n on n.rix = r.rix and n.cix = c.cix
+    where n.n_offers < r.min_offers
+),
+first_rule as (
+    select cix, kix, min(rix) as rix from hits group by all
+)
+select f.cix, f.kix, f.rix,
+       first(h.taker order by h.as_of_date desc nulls last, h.taker) as pair_taker
+from first_rule f join hits h using (cix, kix, rix)
+group by all;
+
 create or replace temp table scored as
 with base as (
     select c.cix, c.kix, k.duration_days, k.control_cut, k.transactional, k.ignore_locks,
            m.reach_mask, m.reach_mask & k.channel_mask as reachable_mask,
            m.reach_mask & ~coalesce(cp.capped_mask, 0) as usable_mask,
            k.ch0, k.ch1, k.ch2, k.ch3,
-           x.cix is not null as is_excluded, l.cix is not null as is_locked, l.lock_campaign
+           x.cix is not null as is_excluded, l.cix is not null as is_locked, l.lock_campaign,
+           g.cix is not null as is_global_control, pb.rix as pair_rix, pb.pair_taker
     from cand c
     join camps k using (kix)
     join members m using (cix)
     left join excluded x using (cix)
+    left join gc g using (cix)
+    left join pair_blocked pb using (cix, kix)
     left join locks l using (cix)
     left join capped cp using (cix)
 )
@@ -275,14 +372,16 @@ select cix, kix, duration_days, control_cut,
        end as chx,
        case
            when is_excluded and not transactional then 1
+           when is_global_control and not transactional then 6
            when reachable_mask = 0 then 2
            when is_locked and not ignore_locks then 3
            when (usable_mask >> ch0) & 1 = 0 and coalesce((usable_mask >> ch1) & 1, 0) = 0
             and coalesce((usable_mask >> ch2) & 1, 0) = 0
             and coalesce((usable_mask >> ch3) & 1, 0) = 0 then 4
+           when pair_rix is not null then 5
            else 0
        end as reason_code,
-       lock_campaign
+       lock_campaign, pair_rix, pair_taker
 from base;
 
 create or replace temp table winners as
@@ -300,22 +399,27 @@ from winners w
 join camps k using (kix)
 join members m using (cix);
 
--- capacity counts contacts only; rows are kept in rank order while fewer than `capacity`
--- contacts precede them, so control rows are cut at the same rank as treated ones
+-- capacity counts contacts only. When the channel's contacts fit, nothing is cut (controls
+-- included). Otherwise rows are kept in rank order, then by a per-date salted hash inside a
+-- campaign, while fewer than `capacity` contacts precede them, so control rows are cut at the
+-- same rank as treated ones
 create or replace temp table kept as
 select c.*,
        case when cap.chx is null then true
+            when sum(case when c.is_control then 0 else 1 end) over (partition by c.chx)
+                 <= cap.capacity then true
             else coalesce(sum(case when c.is_control then 0 else 1 end) over (
                 partition by c.chx
                 order by c.kix asc, c.capacity_order asc, c.cix asc
                 rows between unbounded preceding and 1 preceding), 0) < cap.capacity
        end as is_kept
 from chosen c left join capacity_in cap using (chx);
-"""
+""".replace("{gc_bucket}", global_control.SQL_BUCKET)
 
 _REASON_CASE = (
     "case reason_code when 1 then 'always_exclude' when 2 then 'no_consent'"
-    " when 3 then 'duration_period' when 4 then 'cap' end"
+    " when 3 then 'duration_period' when 4 then 'cap' when 5 then 'pair_rule'"
+    " when 6 then 'global_control' end"
 )
 
 
@@ -345,7 +449,13 @@ def assign_campaigns(
         con.register("history_in", history)
         for name, frame in _campaign_frames(catalog, as_of).items():
             con.register(name, frame)
-        params = {"as_of": as_of, "salt": catalog.policies.control_salt}
+        gc = catalog.policies.global_control
+        params = {
+            "as_of": as_of,
+            "salt": catalog.policies.control_salt,
+            "gc_salt": gc.salt if gc is not None else "",
+            "gc_cut": global_control.cut(gc) if gc is not None else 0,
+        }
         for statement in _statements(_SQL):
             con.execute(statement, {k: v for k, v in params.items() if f"${k}" in statement})
         return _collect(con, as_of)
@@ -398,22 +508,25 @@ def _collect(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> MatrixResult:
     exclusions = con.sql(
         f"""
         select cast($as_of as date) as as_of_date, m.customer_id, k.campaign_id, x.reason,
-               x.taken_by
+               x.taken_by, cast(r.rule_id as varchar) as rule_id
         from (
             select cix, kix, {_REASON_CASE} as reason,
-                   case when reason_code = 3 then lock_campaign end as taken_by
+                   case when reason_code = 3 then lock_campaign
+                        when reason_code = 5 then pair_taker end as taken_by,
+                   case when reason_code = 5 then pair_rix end as rix
             from scored where reason_code > 0
             union all
-            select s.cix, s.kix, 'lower_priority', w.campaign_id
+            select s.cix, s.kix, 'lower_priority', w.campaign_id, null
             from scored s
             join winners wi using (cix)
             join camps w on w.kix = wi.kix
             where s.reason_code = 0 and s.kix <> wi.kix
             union all
-            select cix, kix, 'capacity', null from kept where not is_kept
+            select cix, kix, 'capacity', null, null from kept where not is_kept
         ) x
         join members m using (cix)
         join camps k using (kix)
+        left join pair_rules_in r on r.rix = x.rix
         order by x.cix, x.kix
         """,
         params={"as_of": as_of},

@@ -227,3 +227,30 @@ def test_locks_ending_the_same_day_report_the_latest_assigned_campaign_every_tim
     for _ in range(20):
         result = assign_campaigns(membership({"c1": ["a"]}), cat, D0, history)
         assert reasons(result) == {("c1", "new"): ("duration_period", "b_late")}
+
+
+def test_capacity_equal_to_treated_demand_cuts_nothing_not_even_controls():
+    cat = make_catalog(
+        [{"id": "p", "target_groups": ["a"], "channels": ["sms"], "control_share": 0.5}],
+        capacity={"sms": 0},
+    )
+    m = membership({f"c{i:03d}": ["a"] for i in range(200)})
+    free = assign_campaigns(m, make_catalog(cat.model_dump()["campaigns"]), D0)
+    treated = int((~free.assignments.to_pandas()["is_control"]).sum())
+    assert 60 < treated < 140
+    for capacity in (treated, treated + 1):
+        fits = make_catalog(
+            [{"id": "p", "target_groups": ["a"], "channels": ["sms"], "control_share": 0.5}],
+            capacity={"sms": capacity},
+        )
+        result = assign_campaigns(m, fits, D0)
+        assert result.assignments.equals(free.assignments)
+        assert result.exclusions.num_rows == 0
+    # one below the demand: exactly one contact is cut, and the controls ranked after the
+    # last kept contact go with it
+    tight = make_catalog(
+        [{"id": "p", "target_groups": ["a"], "channels": ["sms"], "control_share": 0.5}],
+        capacity={"sms": treated - 1},
+    )
+    cut = assign_campaigns(m, tight, D0).assignments.to_pandas()
+    assert int((~cut["is_control"]).sum()) == treated - 1

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tessera.campaigns import invariants
+from tessera.campaigns.catalog import Catalog
 from tessera.campaigns.engine import assign_campaigns, run_dates
 
 GROUPS = ["g0", "g1", "g2", "g3"]
@@ -140,3 +141,86 @@ def test_control_share_is_within_tolerance_for_any_salt(share, salt):
     observed = a.assignments.to_pandas()["is_control"].mean()
     tolerance = 4 * (share * (1 - share) / n) ** 0.5
     assert abs(observed - share) < tolerance
+
+
+RULE_KINDS = ["never_with", "never_followed_by", "only_with", "max_duplicates", "min_unique_offers"]
+
+
+@st.composite
+def scenarios_with_pair_rules(draw):
+    """The scenarios above plus offers, pair rules of every kind and a global control group."""
+    catalog, days = draw(scenarios())
+    raw = catalog.model_dump(mode="json", by_alias=True, exclude_none=True)
+    ids = [c["id"] for c in raw["campaigns"]]
+    for c in raw["campaigns"]:
+        offer = draw(st.sampled_from([None, "o1", "o2", "o3"]))
+        if offer:
+            c["offer"] = offer
+    offers = sorted({c["offer"] for c in raw["campaigns"] if c.get("offer")})
+    rules = []
+    for i in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(RULE_KINDS))
+        rule = {"id": f"r{i}", "kind": kind, "days": draw(st.integers(1, 4))}
+        if kind in ("never_with", "never_followed_by", "only_with"):
+            a = draw(st.sampled_from(ids))
+            b = draw(st.sampled_from(ids))
+            if a == b and kind != "never_followed_by":
+                continue
+            rule.update(a=a, b=b)
+        elif kind == "max_duplicates":
+            rule["max_contacts"] = draw(st.integers(1, 2))
+            if offers and draw(st.booleans()):
+                rule["offer"] = draw(st.sampled_from(offers))
+        else:
+            rule["min_offers"] = draw(st.integers(2, 3))
+        rules.append(rule)
+    raw["policies"]["pair_rules"] = rules
+    if draw(st.booleans()):
+        raw["policies"]["global_control"] = {"share": 0.15, "salt": draw(st.sampled_from("xyz"))}
+    return Catalog.model_validate(raw), days
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios_with_pair_rules())
+def test_no_assignment_breaks_a_pair_rule_and_every_pair_rule_exclusion_is_justified(scenario):
+    catalog, days = scenario
+    results = run_dates(days, catalog)
+    rule_ids = {r.id for r in catalog.policies.pair_rules}
+    history = pd.DataFrame()
+    for day, result in results.items():
+        a = result.assignments.to_pandas()
+        x = result.exclusions.to_pandas()
+        hist = history if len(history) else a.iloc[0:0]
+        assert invariants.pair_rule_violations(a, hist, catalog, day) == 0
+        assert invariants.global_control_violations(a, catalog) == 0
+        assert invariants.duplicate_assignments(a) == 0
+        assert invariants.lock_violations(a, hist, catalog, day) == 0
+        assert invariants.cap_violations(a, hist, catalog, day) == 0
+        assert invariants.capacity_violations(a, catalog) == 0
+        assert x["rule_id"].isna().eq(x["reason"] != "pair_rule").all()
+        for r in x[x["reason"] == "pair_rule"].itertuples():
+            assert r.rule_id in rule_ids
+            # the candidate really breaks the rule it names, given the contacts before D
+            rule = next(p for p in catalog.policies.pair_rules if p.id == r.rule_id)
+            only = catalog.model_copy(
+                update={"policies": catalog.policies.model_copy(update={"pair_rules": [rule]})}
+            )
+            candidate = pd.DataFrame(
+                {"customer_id": [r.customer_id], "campaign_id": [r.campaign_id]}
+            )
+            assert invariants.pair_rule_violations(candidate, hist, only, day) == 1
+            # earlier rules in catalog order do not apply: the first rule that applies is named
+            for earlier in catalog.policies.pair_rules[: catalog.policies.pair_rules.index(rule)]:
+                before = catalog.model_copy(
+                    update={
+                        "policies": catalog.policies.model_copy(update={"pair_rules": [earlier]})
+                    }
+                )
+                assert invariants.pair_rule_violations(candidate, hist, before, day) == 0
+            if rule.kind == "only_with":
+                assert pd.isna(r.taken_by)
+            else:
+                assert r.taken_by in set(
+                    hist.loc[hist["customer_id"] == r.customer_id, "campaign_id"]
+                )
+        history = pd.concat([history, a], ignore_index=True)

@@ -16,13 +16,20 @@ from tessera.activations.approval import record_approval
 from tessera.activations.delivery import PAUSE_FILE, deliver_day
 from tessera.activations.errors import ActivationError
 from tessera.activations.event_store import publish_provider_events
-from tessera.activations.measurement import lift_chart, measure_day
+from tessera.activations.measurement import (
+    PROGRAMME_SUMMARY,
+    lift_chart,
+    measure_day,
+    measure_programme,
+    programme_chart,
+)
 from tessera.activations.review import load_content, review_day
 from tessera.orchestration.defs.activations.resources import ActivationSettings
-from tessera.orchestration.defs.campaigns.assets import ASSIGNMENTS
+from tessera.orchestration.defs.campaigns.assets import ASSIGNMENTS, EXCLUSIONS, GLOBAL_CONTROL
 from tessera.orchestration.defs.ml.assets import customer_scores
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from tessera.orchestration.defs.resources import DataStorage
+from tessera.orchestration.defs.segments.assets import SEGMENT_MEMBERSHIP
 from tessera.orchestration.defs.sources.assets import RAW_ASSET_KEYS
 from tessera.orchestration.defs.upstream import require_tables
 from tessera.orchestration.defs.warehouse.assets import model_key
@@ -32,6 +39,7 @@ GROUP = "activations"
 PROVIDER_EVENTS = dg.AssetKey(["activations", "provider_events"])
 OUTBOUND = dg.AssetKey(["activations", "outbound_messages"])
 RESULTS = dg.AssetKey(["activations", "campaign_results"])
+PROGRAMME_RESULTS = dg.AssetKey(["activations", "programme_results"])
 #: What the suppression list is built from (tessera.activations.suppression_sources), at
 #: review and at send time.
 SUPPRESSION_SOURCES = [
@@ -275,4 +283,56 @@ def campaign_results(
     }
     if measured.has_intervals:
         metadata["lift_chart"] = dg.MetadataValue.md(lift_chart(measured.results))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+class ProgrammeConfig(dg.Config):
+    window_days: int = 28
+    """The programme is compared with the global control over [D - window_days, D)."""
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"duckdb", "python"},
+    key=PROGRAMME_RESULTS,
+    deps=[ASSIGNMENTS, EXCLUSIONS, GLOBAL_CONTROL, SEGMENT_MEMBERSHIP, model_key("fct_orders")],
+    tags={"tessera/stage": "measure"},
+)
+def programme_results(
+    context: dg.AssetExecutionContext, config: ProgrammeConfig, warehouse: DuckDBResource
+) -> dg.MaterializeResult:
+    """The whole marketing programme vs the global control over a window before D (config
+    window_days, default 28): conversion rate, revenue per customer, absolute and relative
+    lift with 95% intervals, incremental revenue and sample sizes, then the same per campaign
+    (its treated customers vs the global-control members it would have targeted). Outcomes are
+    completed orders."""
+    day = dt.date.fromisoformat(context.partition_key)
+    with _connection(warehouse) as con:
+        require_tables(con, PROGRAMME_RESULTS, [ASSIGNMENTS, model_key("fct_orders")])
+        measured = measure_programme(con, day, config.window_days)
+    for note in measured.notes:
+        context.log.warning(note)
+    top = measured.programme
+    metadata: dict = {
+        "dagster/row_count": len(measured.results),
+        "window": f"{measured.window_start} .. {day - dt.timedelta(days=1)}",
+        "programme_customers": int(top["treatment_n"]) if top is not None else 0,
+        "global_control_customers": int(top["control_n"]) if top is not None else 0,
+        "preview": dg.MetadataValue.md(
+            markdown_table(measured.results[PROGRAMME_SUMMARY], max_rows=30, float_digits=4)
+        ),
+        "daily": dg.MetadataValue.md(
+            markdown_table(measured.series, max_rows=2 * config.window_days, float_digits=4)
+        ),
+        "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in measured.notes) or "none"),
+    }
+    if top is not None:
+        for name in ("abs_lift", "revenue_lift_per_customer", "incremental_revenue"):
+            value = float(top[name])
+            if value == value:  # not NaN
+                metadata[f"programme_{name}"] = value
+    if len(measured.series):
+        metadata["chart"] = dg.MetadataValue.md(programme_chart(measured.series))
     return dg.MaterializeResult(metadata=metadata)

@@ -18,6 +18,7 @@ EXCLUSIONS = dg.AssetKey(["campaigns", "exclusions"])
 MATRIX = dg.AssetKey(["campaigns", "campaign_matrix"])
 PLAN = dg.AssetKey(["campaigns", "campaign_plan"])
 PLAN_VS_ACTUAL = dg.AssetKey(["campaigns", "plan_vs_actual"])
+GLOBAL_CONTROL = dg.AssetKey(["campaigns", "global_control"])
 
 
 class MatrixConfig(dg.Config):
@@ -50,8 +51,23 @@ class PlanConfig(dg.Config):
             EXCLUSIONS,
             description=(
                 "Why not: each (customer, campaign) pair that was eligible by target group but "
-                "not assigned, with the reason (always_exclude, no_consent, duration_period, cap, "
-                "lower_priority, capacity; the first rule that applies) and `taken_by`."
+                "not assigned, with the reason (always_exclude, global_control, no_consent, "
+                "duration_period, cap, "
+                "pair_rule (with `rule_id`), lower_priority, capacity; the first rule that applies) "
+                "and `taken_by`."
+            ),
+            deps=[SEGMENT_MEMBERSHIP],
+            group_name=GROUP,
+            kinds={"duckdb", "python"},
+        ),
+        dg.AssetSpec(
+            GLOBAL_CONTROL,
+            description=(
+                "The global control group of date D (policies.global_control): a fixed "
+                "salted-hash share of all customers that gets no marketing campaign "
+                "(transactional ones still reach them). campaigns.global_control lists the "
+                "members per date; campaigns.global_control_salts records each salt or share "
+                "change with the first date that used it."
             ),
             deps=[SEGMENT_MEMBERSHIP],
             group_name=GROUP,
@@ -72,10 +88,19 @@ class PlanConfig(dg.Config):
             description="Locked customers only enter campaigns flagged ignore_locks.",
         ),
         dg.AssetCheckSpec(
+            "global_control_gets_no_marketing",
+            asset=ASSIGNMENTS,
+            blocking=True,
+            description="No global-control member is assigned a campaign that is not transactional.",
+        ),
+        dg.AssetCheckSpec(
             "caps_and_capacity_respected",
             asset=ASSIGNMENTS,
             blocking=True,
-            description="No customer over a frequency cap; no channel over its daily capacity.",
+            description=(
+                "No customer over a frequency cap or against a pair rule; no channel over its "
+                "daily capacity."
+            ),
         ),
     ],
     partitions_def=daily_partitions,
@@ -114,6 +139,26 @@ def campaign_assignments(
             "preview": dg.MetadataValue.md(markdown_table(run.exclusions.head(10))),
         },
     )
+    policy = catalog.policies.global_control
+    yield dg.MaterializeResult(
+        asset_key=GLOBAL_CONTROL,
+        metadata={
+            "dagster/row_count": run.global_control_members,
+            "share": policy.share if policy else 0.0,
+            "salt": policy.salt if policy else "(no policies.global_control)",
+            "salt_history": dg.MetadataValue.md(
+                markdown_table(run.salt_history)
+                if run.salt_history is not None and len(run.salt_history)
+                else "no salt recorded"
+            ),
+        },
+    )
+    yield dg.AssetCheckResult(
+        asset_key=ASSIGNMENTS,
+        check_name="global_control_gets_no_marketing",
+        passed=run.global_control_violations == 0,
+        metadata={"violations": run.global_control_violations},
+    )
     yield dg.AssetCheckResult(
         asset_key=ASSIGNMENTS,
         check_name="one_campaign_per_customer",
@@ -129,9 +174,12 @@ def campaign_assignments(
     yield dg.AssetCheckResult(
         asset_key=ASSIGNMENTS,
         check_name="caps_and_capacity_respected",
-        passed=run.customers_over_cap == 0 and run.channels_over_capacity == 0,
+        passed=run.customers_over_cap == 0
+        and run.channels_over_capacity == 0
+        and run.pair_rule_violations == 0,
         metadata={
             "customers_over_cap": run.customers_over_cap,
+            "pair_rule_violations": run.pair_rule_violations,
             "channels_over_capacity": run.channels_over_capacity,
         },
     )
