@@ -820,10 +820,12 @@ def _fit_candidates(
     methods: Sequence[str] = CANDIDATES,
     reuse: _Fitted | None = None,
     value_methods: Sequence[str] | None = None,
+    churn_methods: Sequence[str] | None = None,
 ) -> _Fitted:
     """Fit the candidates on `train` (early stopping and calibration on `valid`), or, with
     `reuse` and no `valid`, refit them on `train` with the rounds, calibration and scale the
-    evaluation fit chose."""
+    evaluation fit chose. `value_methods` and `churn_methods` (default: `methods`) limit the
+    value models and the churn boosters fitted."""
     full_spec = FeatureSpec.from_frame(train, window)
     plain_spec = FeatureSpec.from_frame(train, window, exclude=BGNBD_FEATURES)
     specs = {"lightgbm_bgnbd": full_spec, "lightgbm": plain_spec}
@@ -843,7 +845,9 @@ def _fit_candidates(
     )
     learnt = [m for m in LIGHTGBM_METHODS if m in methods]
     # The drivers need a booster even when only baselines are asked for.
-    churn_boosters = learnt or ["lightgbm_bgnbd"]
+    churn_boosters = [
+        m for m in learnt if churn_methods is None or m in churn_methods
+    ] or ["lightgbm_bgnbd"]
     for method in churn_boosters:
         spec = specs[method]
         X = spec.matrix(train)
@@ -950,7 +954,7 @@ def _fit_candidates(
             booster = _refit_booster(value_config, "tweedie", X, y_value, rounds[key], offset)
             model = replace(
                 old,
-                buy_model=churn[method],
+                buy_model=churn.get(method, explainer),
                 booster=booster,
                 spec=spec,
                 nonbuyer_value=nonbuyer_value,
@@ -1185,15 +1189,21 @@ def train_models(
     log.info("training cut-off %s: %s", plan.cutoff, result.message)
 
     # The final fit: the winners (and the booster that explains churn) on every labelled date.
-    final_rows = training_set[training_set["as_of_date"].isin(plan.final or plan.all_dates)]
-    everything = _sample(
-        FeatureSpec(columns, bgnbd_horizon=window).prepare(final_rows, window),
-        config.max_train_rows,
-        config.seed,
-    )
+    final_dates = plan.final or plan.all_dates
+    if eval_window == window:
+        # Same labels and BG/NBD columns: the check's prepared rows serve the final fit.
+        final_rows = labelled[labelled["as_of_date"].isin(final_dates)]
+    else:
+        final_rows = FeatureSpec(columns, bgnbd_horizon=window).prepare(
+            training_set[training_set["as_of_date"].isin(final_dates)], window
+        )
+    everything = _sample(final_rows, config.max_train_rows, config.seed)
     needed = {winners["churn"], winners["value"]}
     needed |= {n for m in list(needed) for n in _NEEDS.get(m, ())}
     final_methods = tuple(m for m in methods if refit_all or m in needed or m == "lightgbm_bgnbd")
+    # Churn boosters the scores need: the churn winner's and the drivers' (lightgbm_bgnbd);
+    # a value winner that needs plain LightGBM needs its value booster only.
+    churn_needed = {winners["churn"], *_NEEDS.get(winners["churn"], ()), "lightgbm_bgnbd"}
     final = _fit_candidates(
         everything,
         None,
@@ -1204,6 +1214,7 @@ def train_models(
         final_methods,
         evaluation_fit,
         value_methods=None if refit_all else (winners["value"], *_NEEDS.get(winners["value"], ())),
+        churn_methods=None if refit_all else tuple(churn_needed),
     )
     churn_model = final.churn[winners["churn"]]
     value_model = final.value[winners["value"]]
