@@ -104,9 +104,7 @@ class _PooledSummaries:
         psi = special.digamma
         ux = self.ux
         d_r = (psi(r + ux) - psi(r) + np.log(alpha))[ix] - w3 * log_T - w4 * log_tx
-        d_alpha = (
-            r / alpha - w3 * (r + x) / (alpha + self.T) - w4 * (r + x) / (alpha + self.t_x)
-        )
+        d_alpha = r / alpha - w3 * (r + x) / (alpha + self.T) - w4 * (r + x) / (alpha + self.t_x)
         d_a = (psi(a + b) - psi(a + b + ux))[ix] + w4 / a
         d_b = (psi(b + ux) - psi(a + b + ux) - psi(b) + psi(a + b))[ix] - np.where(
             self.repeat, w4 / bx1, 0.0
