@@ -845,9 +845,10 @@ def _fit_candidates(
     )
     learnt = [m for m in LIGHTGBM_METHODS if m in methods]
     # The drivers need a booster even when only baselines are asked for.
-    churn_boosters = [m for m in learnt if churn_methods is None or m in churn_methods] or [
-        "lightgbm_bgnbd"
-    ]
+    # The first learnt one explains the scores (drivers), so it is always fitted.
+    churn_boosters = [
+        m for m in learnt if m == learnt[0] or churn_methods is None or m in churn_methods
+    ] or ["lightgbm_bgnbd"]
     for method in churn_boosters:
         spec = specs[method]
         X = spec.matrix(train)
