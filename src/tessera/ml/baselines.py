@@ -373,7 +373,10 @@ def _fitted(
 
 
 def add_bgnbd_features(
-    frame: pd.DataFrame, window_days: int, horizon_days: int | None = None
+    frame: pd.DataFrame,
+    window_days: int,
+    horizon_days: int | None = None,
+    fit_on: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Add BG/NBD + Gamma-Gamma outputs, fitted per as_of_date on that date's rows only.
 
@@ -382,20 +385,29 @@ def add_bgnbd_features(
     and expected purchases over `horizon_days` (default: the window) as `_bgnbd_..._h`. The fit
     is unsupervised and uses only the history summarised in that date's rows, so the columns
     are as point-in-time as the inputs. Customers without a purchase get NaN.
+
+    `fit_on` (a frame that holds `frame`'s rows among others, e.g. every row of the dates a
+    sample was drawn from): fit each date on its rows there, and compute the columns for
+    `frame`'s rows only; the values are those of `add_bgnbd_features(fit_on)` on those rows.
     """
     horizon_days = horizon_days or window_days
     out = frame.copy()
     for column in (*BGNBD_FEATURES, *BGNBD_HORIZON_COLUMNS):
         out[column] = np.nan
     tw, th = window_days / _UNIT_DAYS, horizon_days / _UNIT_DAYS
-    for _, group in frame.groupby("as_of_date", sort=True):
+    wanted = None if fit_on is None else dict(iter(frame.groupby("as_of_date", sort=True)))
+    for day, group in (frame if fit_on is None else fit_on).groupby("as_of_date", sort=True):
         s = rfm_summary(group)
         buyer = s["x"].notna()
-        if buyer.sum() < 10:
+        if buyer.sum() < 10 or (wanted is not None and day not in wanted):
             continue
         b = s[buyer]
         x, t_x, T, m = (b[c].to_numpy(float) for c in ("x", "t_x", "T", "m"))
         params, gg = _fitted(x, t_x, T, m)
+        if wanted is not None:
+            s = rfm_summary(wanted[day])
+            b = s[s["x"].notna()]
+            x, t_x, T, m = (b[c].to_numpy(float) for c in ("x", "t_x", "T", "m"))
         idx = b.index
         out.loc[idx, "bgnbd_p_alive"] = bgnbd_p_alive(params, x, t_x, T)
         out.loc[idx, "bgnbd_p_no_purchase"] = bgnbd_prob_no_purchase(params, tw, x, t_x, T)

@@ -1158,7 +1158,6 @@ def train_models(
             label_value=training_set["label_value_eval"],
         ).drop(columns=["label_churned_eval", "label_value_eval"])
         training_set = training_set.drop(columns=["label_churned_eval", "label_value_eval"])
-    labelled = FeatureSpec(columns, bgnbd_horizon=eval_window).prepare(labelled, eval_window)
     dates = labelled["as_of_date"]
     fit = labelled[dates.isin(plan.train)]
     valid = labelled[dates.isin(plan.valid)]
@@ -1166,6 +1165,20 @@ def train_models(
     if valid.empty and not fit.empty:
         fit, valid = _split_validation(fit, config.seed)
     train = _sample(fit, config.max_train_rows, config.seed)
+    final_dates = plan.final or plan.all_dates
+    final_sample = _sample(
+        training_set[training_set["as_of_date"].isin(final_dates)],
+        config.max_train_rows,
+        config.seed,
+    ).index
+    # BG/NBD's columns only for the rows used (each date still fitted on all its rows).
+    used = train.index.union(valid.index).union(held_out.index)
+    if eval_window == window:
+        used = used.union(final_sample)
+    prepared = FeatureSpec(columns, bgnbd_horizon=eval_window).prepare(
+        labelled.loc[used], eval_window, fit_on=labelled
+    )
+    train, valid, held_out = (prepared.loc[part.index] for part in (train, valid, held_out))
     if train.empty or valid.empty or held_out.empty:
         raise NotEnoughHistoryError(
             f"empty slice: train {len(train)}, validation {len(valid)}, evaluation {len(held_out)} rows"
@@ -1190,15 +1203,13 @@ def train_models(
     log.info("training cut-off %s: %s", plan.cutoff, result.message)
 
     # The final fit: the winners (and the booster that explains churn) on every labelled date.
-    final_dates = plan.final or plan.all_dates
     if eval_window == window:
         # Same labels and BG/NBD columns: the check's prepared rows serve the final fit.
-        final_rows = labelled[labelled["as_of_date"].isin(final_dates)]
+        everything = prepared.loc[final_sample]
     else:
-        final_rows = FeatureSpec(columns, bgnbd_horizon=window).prepare(
-            training_set[training_set["as_of_date"].isin(final_dates)], window
+        everything = FeatureSpec(columns, bgnbd_horizon=window).prepare(
+            training_set.loc[final_sample], window, fit_on=training_set
         )
-    everything = _sample(final_rows, config.max_train_rows, config.seed)
     needed = {winners["churn"], winners["value"]}
     needed |= {n for m in list(needed) for n in _NEEDS.get(m, ())}
     final_methods = tuple(m for m in methods if refit_all or m in needed or m == "lightgbm_bgnbd")
