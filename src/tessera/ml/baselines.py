@@ -53,6 +53,39 @@ def bgnbd_log_likelihood(
     return a1 + a2 + np.logaddexp(a3, a4)
 
 
+class _PooledSummaries:
+    """The summaries of `fit_bgnbd` with each distinct x, t_x and T kept once.
+
+    The optimiser evaluates the likelihood a few hundred times; its special functions and
+    logarithms depend on one summary each, which take far fewer distinct values than there
+    are customers, so they are computed per distinct value and indexed back. The per-customer
+    arithmetic is `bgnbd_log_likelihood`'s, term for term, so the values are the same.
+    """
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
+        self.x, self.t_x, self.T = x, t_x, T
+        self.ux, self.ix = np.unique(x, return_inverse=True)
+        self.utx, self.itx = np.unique(t_x, return_inverse=True)
+        self.uT, self.iT = np.unique(T, return_inverse=True)
+        self.repeat = x > 0
+
+    def log_likelihood(self, params: BGNBDParams) -> np.ndarray:
+        r, alpha, a, b = params.r, params.alpha, params.a, params.b
+        x, ux, ix = self.x, self.ux, self.ix
+        a1 = (special.gammaln(r + ux) - special.gammaln(r) + r * np.log(alpha))[ix]
+        a2 = (special.betaln(a, b + ux) - special.betaln(a, b))[ix]
+        a3 = -(r + x) * np.log(alpha + self.uT)[self.iT]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a4 = np.where(
+                self.repeat,
+                np.log(a)
+                - np.log(np.maximum(b + ux - 1, 1e-12))[ix]
+                - (r + x) * np.log(alpha + self.utx)[self.itx],
+                -np.inf,
+            )
+        return a1 + a2 + np.logaddexp(a3, a4)
+
+
 def fit_bgnbd(
     x: np.ndarray,
     t_x: np.ndarray,
@@ -74,9 +107,10 @@ def fit_bgnbd(
     frame["t_x"] = frame["t_x"].clip(lower=0.0, upper=frame["T"])
     grouped = frame.groupby(["x", "t_x", "T"], sort=True).size().reset_index(name="w")
     gx, gtx, gT, w = (grouped[c].to_numpy(float) for c in ("x", "t_x", "T", "w"))
+    pooled = _PooledSummaries(gx, gtx, gT)
 
     def objective(log_params: np.ndarray) -> float:
-        ll = bgnbd_log_likelihood(BGNBDParams(*np.exp(log_params)), gx, gtx, gT)
+        ll = pooled.log_likelihood(BGNBDParams(*np.exp(log_params)))
         return -float((w * ll).sum() / w.sum())
 
     result = optimize.minimize(
@@ -155,11 +189,24 @@ def fit_gamma_gamma(
     if keep.size > max_customers:
         keep = np.sort(np.random.default_rng(seed).choice(keep, max_customers, replace=False))
     x, m = x[keep], m[keep]
+    # `gamma_gamma_log_likelihood` term for term, with what does not depend on the parameters
+    # computed once and the gamma functions once per distinct x (far fewer than customers).
+    ux, ix = np.unique(x, return_inverse=True)
+    log_m, log_x = np.log(m), np.log(x)
 
     def objective(log_params: np.ndarray) -> float:
-        return -float(
-            np.mean(gamma_gamma_log_likelihood(GammaGammaParams(*np.exp(log_params)), x, m))
+        p, q, g = np.exp(log_params)
+        px = p * x
+        gammas = (special.gammaln(p * ux + q) - special.gammaln(p * ux))[ix]
+        ll = (
+            gammas
+            - special.gammaln(q)
+            + q * np.log(g)
+            + (px - 1) * log_m
+            + px * log_x
+            - (px + q) * np.log(g + x * m)
         )
+        return -float(np.mean(ll))
 
     result = optimize.minimize(
         objective,
@@ -326,7 +373,10 @@ def _fitted(
 
 
 def add_bgnbd_features(
-    frame: pd.DataFrame, window_days: int, horizon_days: int | None = None
+    frame: pd.DataFrame,
+    window_days: int,
+    horizon_days: int | None = None,
+    fit_on: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Add BG/NBD + Gamma-Gamma outputs, fitted per as_of_date on that date's rows only.
 
@@ -335,20 +385,29 @@ def add_bgnbd_features(
     and expected purchases over `horizon_days` (default: the window) as `_bgnbd_..._h`. The fit
     is unsupervised and uses only the history summarised in that date's rows, so the columns
     are as point-in-time as the inputs. Customers without a purchase get NaN.
+
+    `fit_on` (a frame that holds `frame`'s rows among others, e.g. every row of the dates a
+    sample was drawn from): fit each date on its rows there, and compute the columns for
+    `frame`'s rows only; the values are those of `add_bgnbd_features(fit_on)` on those rows.
     """
     horizon_days = horizon_days or window_days
     out = frame.copy()
     for column in (*BGNBD_FEATURES, *BGNBD_HORIZON_COLUMNS):
         out[column] = np.nan
     tw, th = window_days / _UNIT_DAYS, horizon_days / _UNIT_DAYS
-    for _, group in frame.groupby("as_of_date", sort=True):
+    wanted = None if fit_on is None else dict(iter(frame.groupby("as_of_date", sort=True)))
+    for day, group in (frame if fit_on is None else fit_on).groupby("as_of_date", sort=True):
         s = rfm_summary(group)
         buyer = s["x"].notna()
-        if buyer.sum() < 10:
+        if buyer.sum() < 10 or (wanted is not None and day not in wanted):
             continue
         b = s[buyer]
         x, t_x, T, m = (b[c].to_numpy(float) for c in ("x", "t_x", "T", "m"))
         params, gg = _fitted(x, t_x, T, m)
+        if wanted is not None:
+            s = rfm_summary(wanted[day])
+            b = s[s["x"].notna()]
+            x, t_x, T, m = (b[c].to_numpy(float) for c in ("x", "t_x", "T", "m"))
         idx = b.index
         out.loc[idx, "bgnbd_p_alive"] = bgnbd_p_alive(params, x, t_x, T)
         out.loc[idx, "bgnbd_p_no_purchase"] = bgnbd_prob_no_purchase(params, tw, x, t_x, T)

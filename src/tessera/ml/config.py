@@ -53,7 +53,10 @@ class TrainConfig:
         "Set the predicted revenue level from the shop's seasonal index (needs a year of "
         "orders before the first snapshot).",
     )
-    max_train_rows: int = _doc(300_000, "Most training rows (a seeded sample above it).")
+    #: Boosting time grows with the rows; on the 100k-customer demo shop (1.1M labelled rows)
+    #: a 100k sample gives the same held-out AUC (0.938 vs 0.939) and top-10% capture
+    #: (0.631 vs 0.629) as 300k at a third of the LightGBM time (docs/models.md, "Speed").
+    max_train_rows: int = _doc(100_000, "Most training rows (a seeded sample above it).")
     seed: int = _doc(42, "Seed of sampling and LightGBM (same seed, same models).")
     #: One thread: LightGBM's OpenMP threads spin badly when the cores are shared with
     #: other pipeline steps, and one thread is also bit-for-bit reproducible.

@@ -57,10 +57,17 @@ class FeatureSpec:
     #: Label window of the derived BG/NBD columns (None: not used); see `prepare`.
     bgnbd_horizon: int | None = None
 
-    def prepare(self, frame: pd.DataFrame, horizon_days: int | None = None) -> pd.DataFrame:
+    def prepare(
+        self,
+        frame: pd.DataFrame,
+        horizon_days: int | None = None,
+        fit_on: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
         """Add the derived BG/NBD columns the model needs (over its label window and over
         `horizon_days`, default the window) unless the frame already has them for that
-        horizon. Call once per frame: the BG/NBD fit per date takes a moment."""
+        horizon. Call once per frame: the BG/NBD fit per date takes a moment. `fit_on`: the
+        frame whose rows of each date the fit uses (`add_bgnbd_features`), when `frame` is a
+        sample of it."""
         from tessera.ml.baselines import BGNBD_FEATURES, add_bgnbd_features
 
         if not self.bgnbd_horizon:
@@ -70,7 +77,7 @@ class FeatureSpec:
         have = set(BGNBD_FEATURES) <= set(frame.columns) and BGNBD_MARKER in frame.columns
         if have and (frame[BGNBD_MARKER] == marker).all():
             return frame
-        out = add_bgnbd_features(frame, self.bgnbd_horizon, horizon)
+        out = add_bgnbd_features(frame, self.bgnbd_horizon, horizon, fit_on=fit_on)
         out[BGNBD_MARKER] = marker
         return out
 

@@ -820,10 +820,12 @@ def _fit_candidates(
     methods: Sequence[str] = CANDIDATES,
     reuse: _Fitted | None = None,
     value_methods: Sequence[str] | None = None,
+    churn_methods: Sequence[str] | None = None,
 ) -> _Fitted:
     """Fit the candidates on `train` (early stopping and calibration on `valid`), or, with
     `reuse` and no `valid`, refit them on `train` with the rounds, calibration and scale the
-    evaluation fit chose."""
+    evaluation fit chose. `value_methods` and `churn_methods` (default: `methods`) limit the
+    value models and the churn boosters fitted."""
     full_spec = FeatureSpec.from_frame(train, window)
     plain_spec = FeatureSpec.from_frame(train, window, exclude=BGNBD_FEATURES)
     specs = {"lightgbm_bgnbd": full_spec, "lightgbm": plain_spec}
@@ -843,7 +845,10 @@ def _fit_candidates(
     )
     learnt = [m for m in LIGHTGBM_METHODS if m in methods]
     # The drivers need a booster even when only baselines are asked for.
-    churn_boosters = learnt or ["lightgbm_bgnbd"]
+    # The first learnt one explains the scores (drivers), so it is always fitted.
+    churn_boosters = [
+        m for m in learnt if m == learnt[0] or churn_methods is None or m in churn_methods
+    ] or ["lightgbm_bgnbd"]
     for method in churn_boosters:
         spec = specs[method]
         X = spec.matrix(train)
@@ -950,7 +955,7 @@ def _fit_candidates(
             booster = _refit_booster(value_config, "tweedie", X, y_value, rounds[key], offset)
             model = replace(
                 old,
-                buy_model=churn[method],
+                buy_model=churn.get(method, explainer),
                 booster=booster,
                 spec=spec,
                 nonbuyer_value=nonbuyer_value,
@@ -1153,7 +1158,6 @@ def train_models(
             label_value=training_set["label_value_eval"],
         ).drop(columns=["label_churned_eval", "label_value_eval"])
         training_set = training_set.drop(columns=["label_churned_eval", "label_value_eval"])
-    labelled = FeatureSpec(columns, bgnbd_horizon=eval_window).prepare(labelled, eval_window)
     dates = labelled["as_of_date"]
     fit = labelled[dates.isin(plan.train)]
     valid = labelled[dates.isin(plan.valid)]
@@ -1161,6 +1165,20 @@ def train_models(
     if valid.empty and not fit.empty:
         fit, valid = _split_validation(fit, config.seed)
     train = _sample(fit, config.max_train_rows, config.seed)
+    final_dates = plan.final or plan.all_dates
+    final_sample = _sample(
+        training_set[training_set["as_of_date"].isin(final_dates)],
+        config.max_train_rows,
+        config.seed,
+    ).index
+    # BG/NBD's columns only for the rows used (each date still fitted on all its rows).
+    used = train.index.union(valid.index).union(held_out.index)
+    if eval_window == window:
+        used = used.union(final_sample)
+    prepared = FeatureSpec(columns, bgnbd_horizon=eval_window).prepare(
+        labelled.loc[used], eval_window, fit_on=labelled
+    )
+    train, valid, held_out = (prepared.loc[part.index] for part in (train, valid, held_out))
     if train.empty or valid.empty or held_out.empty:
         raise NotEnoughHistoryError(
             f"empty slice: train {len(train)}, validation {len(valid)}, evaluation {len(held_out)} rows"
@@ -1185,15 +1203,19 @@ def train_models(
     log.info("training cut-off %s: %s", plan.cutoff, result.message)
 
     # The final fit: the winners (and the booster that explains churn) on every labelled date.
-    final_rows = training_set[training_set["as_of_date"].isin(plan.final or plan.all_dates)]
-    everything = _sample(
-        FeatureSpec(columns, bgnbd_horizon=window).prepare(final_rows, window),
-        config.max_train_rows,
-        config.seed,
-    )
+    if eval_window == window:
+        # Same labels and BG/NBD columns: the check's prepared rows serve the final fit.
+        everything = prepared.loc[final_sample]
+    else:
+        everything = FeatureSpec(columns, bgnbd_horizon=window).prepare(
+            training_set.loc[final_sample], window, fit_on=training_set
+        )
     needed = {winners["churn"], winners["value"]}
     needed |= {n for m in list(needed) for n in _NEEDS.get(m, ())}
     final_methods = tuple(m for m in methods if refit_all or m in needed or m == "lightgbm_bgnbd")
+    # Churn boosters the scores need: the churn winner's and the drivers' (lightgbm_bgnbd);
+    # a value winner that needs plain LightGBM needs its value booster only.
+    churn_needed = {winners["churn"], *_NEEDS.get(winners["churn"], ()), "lightgbm_bgnbd"}
     final = _fit_candidates(
         everything,
         None,
@@ -1204,6 +1226,7 @@ def train_models(
         final_methods,
         evaluation_fit,
         value_methods=None if refit_all else (winners["value"], *_NEEDS.get(winners["value"], ())),
+        churn_methods=None if refit_all else tuple(churn_needed),
     )
     churn_model = final.churn[winners["churn"]]
     value_model = final.value[winners["value"]]
