@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from tessera.campaigns.catalog import Catalog, load_catalog
 from tessera.review import queries, svg
-from tessera.review.approvals import ApprovalRefused, approve_date, reviewer
+from tessera.review.approvals import ApprovalRefused, approve_date, reviewer, same_origin
 from tessera.review.snapshot import Snapshot, WarehouseBusyError
 
 log = logging.getLogger(__name__)
@@ -92,9 +92,14 @@ class ReviewApp:
         else:
             campaigns = []
         chart = svg.bars(
-            [self.names.get(c, c) for c in counts.get("campaign_id", [])],
+            [
+                f"{self.names.get(c, c)} · {ch}"
+                for c, ch in zip(
+                    counts.get("campaign_id", []), counts.get("channel", []), strict=True
+                )
+            ],
             [float(v) for v in counts.get("messages", [])],
-            "messages per campaign",
+            "messages per campaign and channel",
         )
         return self.render(
             "date.html",
@@ -113,6 +118,8 @@ class ReviewApp:
         )
 
     async def approve(self, request: Request) -> Response:
+        if not same_origin(request.headers):
+            return PlainTextResponse("refused: the approval was not posted from this app", 403)
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         note = (form.get("note") or [""])[0][:500]
         try:

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import duckdb
 import pandas as pd
@@ -39,6 +40,16 @@ def reviewer(headers: Mapping[str, str], env: Mapping[str, str] | None = None) -
             f"{USER_HEADER} header, or start the app with {USER_VAR}=<your name>"
         )
     return name
+
+
+def same_origin(headers: Mapping[str, str]) -> bool:
+    """Whether a form post comes from the app's own pages. Browsers name the page that posts
+    in Origin (or Referer); another site's page posting to 127.0.0.1 must not approve sends."""
+    host = headers.get("host", "")
+    source = headers.get("origin") or headers.get("referer")
+    if not source:
+        return True  # not a browser's cross-site post (curl, tests): nothing to forge
+    return urlsplit(source).netloc == host
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,8 @@ class Calendar:
     collisions: dict[dt.date, int] = field(default_factory=dict)
     #: past dates without a matrix run (nothing was planned or sent).
     gaps: list[dt.date] = field(default_factory=list)
+    #: the first date with a matrix run (earlier dates have no data, rather than zeros).
+    first: dt.date | None = None
 
 
 def calendar(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> Calendar:
@@ -157,6 +159,7 @@ def calendar(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> Calendar:
     runs = _frame(con, "select distinct as_of_date from campaigns.matrix_runs")
     ran = {pd.Timestamp(d).date() for d in runs.get("as_of_date", [])}
     first = min(ran) if ran else latest
+    cal.first = first
     cal.gaps = [d for d in dates if first <= d <= latest and d not in ran]
     known = set(cal.campaigns)
     cal.campaigns += sorted({c for c, _ in cal.counts} - known)

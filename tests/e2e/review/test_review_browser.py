@@ -44,7 +44,8 @@ def _chromium() -> tuple[str, str] | None:
 
 @pytest.fixture(scope="module")
 def shop(small_shop_landing: Path, small_shop_end: dt.date, tmp_path_factory):
-    """One campaign date of the real daily job on a copy of the small shop."""
+    """Two campaign dates of the real daily job on a copy of the small shop (the second has
+    campaign results to plot)."""
     data = tmp_path_factory.mktemp("review-data")
     shutil.copytree(small_shop_landing, data / "landing")
     mp = pytest.MonkeyPatch()
@@ -53,7 +54,7 @@ def shop(small_shop_landing: Path, small_shop_end: dt.date, tmp_path_factory):
     from tessera.orchestration.run_cli import run
 
     try:
-        assert run(days=1, end=small_shop_end, full_each_day=False) == 0
+        assert run(days=2, end=small_shop_end, full_each_day=False) == 0
     finally:
         mp.undo()
     return data, small_shop_end
@@ -146,6 +147,8 @@ def test_calendar_shows_the_date_and_the_forward_plan(app, browser, shop) -> Non
     head = _text(browser, "#calendar thead")
     assert (end + dt.timedelta(days=1)).strftime("%d %b") in head  # tomorrow, from the plan
     assert (end - dt.timedelta(days=13)).strftime("%d %b") in head
+    assert (end + dt.timedelta(days=1)).strftime("%d %B %Y") in _text(browser, "#tomorrow-title")
+    assert "customers" in _text(browser, "#tomorrow")
     body = _text(browser, "#calendar tbody")
     assert any(ch.isdigit() and ch != "0" for ch in body)
     _shot(browser, "01-calendar")
@@ -168,17 +171,22 @@ def test_date_page_shows_labelled_segments_dry_run_and_quality(app, browser, sho
 
 
 def test_campaign_page_plots_lift_and_drivers(app, browser, shop) -> None:
+    from selenium.webdriver.common.by import By
+
     data, end = shop
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         campaign = con.execute(
-            "select campaign_id from campaigns.campaign_assignments where as_of_date = $d "
-            "and not is_control group by 1 order by count(*) desc limit 1",
+            "select r.campaign_id from activations.campaign_results r "
+            "join campaigns.campaign_assignments a on a.campaign_id = r.campaign_id "
+            "and a.as_of_date = $d and not a.is_control "
+            "where r.rel_lift_ci_low is not null group by 1 order by count(*) desc limit 1",
             {"d": end},
         ).fetchall()[0][0]
     browser.get(f"{app}/campaign/{campaign}")
     assert "Does it work?" in browser.page_source
+    lift = browser.find_element(By.CSS_SELECTOR, "#lift svg")
+    assert lift.find_elements(By.TAG_NAME, "circle")  # a measured lift with its interval
     assert "top churn drivers" in browser.page_source
-    assert "<svg" in browser.page_source
     _shot(browser, "03-campaign")
 
 
@@ -249,6 +257,10 @@ def test_pages_load_while_another_process_writes_the_warehouse(app, browser, sho
         browser.get(f"{app}/date/{end}")
         assert "a run is writing the warehouse" in _text(browser, "#snapshot")
         _shot(browser, "07-while-a-run-writes")
+        forged = requests.post(
+            f"{app}/date/{end}/approve", headers={"Origin": "https://evil.example"}, timeout=20
+        )
+        assert forged.status_code == 403
         refused = requests.post(f"{app}/date/{end}/approve", data={"note": "x"}, timeout=20)
         assert refused.status_code == 409
         assert "nothing was approved" in refused.text

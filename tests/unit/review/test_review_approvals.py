@@ -11,7 +11,7 @@ import pytest
 from review_data import HOLD, D
 
 from tessera.activations.approval import require_approval
-from tessera.review.approvals import ApprovalRefused, approve_date, reviewer
+from tessera.review.approvals import ApprovalRefused, approve_date, reviewer, same_origin
 from tessera.review.snapshot import WarehouseBusyError
 
 
@@ -66,3 +66,12 @@ def test_an_approval_while_a_run_writes_is_refused_and_records_nothing(warehouse
     with duckdb.connect(str(warehouse), read_only=True) as con:
         tables = {t for (t,) in con.execute("select table_name from duckdb_tables()").fetchall()}
     assert "send_approvals" not in tables and "approval_log" not in tables
+
+
+def test_only_the_apps_own_pages_may_post_an_approval() -> None:
+    host = {"host": "127.0.0.1:8730"}
+    assert same_origin({**host, "origin": "http://127.0.0.1:8730"})
+    assert same_origin({**host, "referer": "http://127.0.0.1:8730/date/2026-06-01"})
+    assert same_origin(host)  # no browser page named: curl or a script
+    assert not same_origin({**host, "origin": "https://evil.example"})
+    assert not same_origin({**host, "referer": "http://127.0.0.1:9999/"})
