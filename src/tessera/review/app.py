@@ -148,10 +148,10 @@ class ReviewApp:
                 svg.interval_plot(
                     results,
                     "as_of_date",
-                    "rel_lift",
-                    "rel_lift_ci_low",
-                    "rel_lift_ci_high",
-                    "relative lift of conversion, treatment vs control (95% interval)",
+                    "abs_lift",
+                    "abs_lift_ci_low",
+                    "abs_lift_ci_high",
+                    "conversion rate, treatment minus control (95% interval)",
                 )
             )
             revenue = Markup(
@@ -172,6 +172,9 @@ class ReviewApp:
                     "control_n",
                     "treatment_rate",
                     "control_rate",
+                    "abs_lift",
+                    "abs_lift_ci_low",
+                    "abs_lift_ci_high",
                     "rel_lift",
                     "rel_lift_ci_low",
                     "rel_lift_ci_high",

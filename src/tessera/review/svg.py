@@ -37,7 +37,7 @@ def interval_plot(
 
     n = len(rows)
     step = plot_w / max(n, 1)
-    fmt = (lambda v: f"{v:+.0%}") if percent else (lambda v: f"{v:+.3g}")
+    fmt = (lambda v: f"{v:+.1%}") if percent else (lambda v: f"{v:+.3g}")
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'role="img" aria-label="{escape(title)}">',

@@ -179,7 +179,7 @@ def test_campaign_page_plots_lift_and_drivers(app, browser, shop) -> None:
             "select r.campaign_id from activations.campaign_results r "
             "join campaigns.campaign_assignments a on a.campaign_id = r.campaign_id "
             "and a.as_of_date = $d and not a.is_control "
-            "where r.rel_lift_ci_low is not null group by 1 order by count(*) desc limit 1",
+            "where r.abs_lift_ci_low is not null group by 1 order by count(*) desc limit 1",
             {"d": end},
         ).fetchall()[0][0]
     browser.get(f"{app}/campaign/{campaign}")
