@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 
 from tessera.campaigns import invariants, report
-from tessera.campaigns.catalog import Catalog
+from tessera.campaigns.catalog import CHANNEL_PROVIDERS, Catalog
 from tessera.campaigns.engine import REASONS, assign_campaigns, matrix_from_assignments
 from tessera.campaigns.errors import MatrixInputError
 from tessera.campaigns.plan import plan_vs_actual, project_plan
@@ -157,6 +157,8 @@ class AssignmentsDay:
     lock_violations: int
     customers_over_cap: int
     channels_over_capacity: int
+    #: Messages other systems sent inside the cap window that counted against the caps.
+    external_contacts: int = 0
 
 
 def _history(
@@ -173,6 +175,85 @@ def _history(
         """,
         {"d": day, "n": lookback_days},
     )
+
+
+EXTERNAL_TABLE = "raw.external_contacts"
+
+#: Messages other systems sent, inside the cap window before D, as contact-history rows. A row
+#: names its customer by customer_id, else by an address that is a customer's e-mail (any case)
+#: or phone. They are contacts, never controls, and set no lock (`locked_until` = the day sent).
+_EXTERNAL_SQL = """
+with src as (
+    select nullif(trim(customer_id), '') as customer_id, nullif(trim(address), '') as address,
+           lower(trim(channel)) as channel, department,
+           cast(try_cast(sent_at as timestamp) as date) as sent_on
+    from raw.external_contacts
+),
+by_address as (
+    select distinct lower(trim(email)) as address, customer_id from marts.dim_customers
+    where email is not null
+    union
+    select distinct trim(phone), customer_id from marts.dim_customers where phone is not null
+),
+resolved as (
+    select coalesce(s.customer_id, a.customer_id) as customer_id, s.channel, s.department,
+           s.sent_on
+    from src s left join by_address a on s.customer_id is null and a.address = lower(s.address)
+)
+select sent_on as as_of_date, customer_id, 'external:' || coalesce(department, '') as campaign_id,
+       channel, false as is_control, sent_on as locked_until
+from resolved
+where customer_id is not null
+  and sent_on < $d and sent_on >= cast($d - to_days(cast($n as integer)) as date)
+"""
+
+
+def _check_external(con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse external contacts the caps cannot count, naming the file, row and field."""
+    channels = sorted(CHANNEL_PROVIDERS)
+    bad = con.execute(
+        """
+        select _source_file, _source_row, sent_at, channel,
+               try_cast(sent_at as timestamp) is null as bad_time,
+               coalesce(lower(trim(channel)) not in (select unnest($channels)), true) as bad_channel
+        from raw.external_contacts
+        where try_cast(sent_at as timestamp) is null
+           or coalesce(lower(trim(channel)) not in (select unnest($channels)), true)
+           or (nullif(trim(customer_id), '') is null and nullif(trim(address), '') is null)
+        order by _source_file, _source_row
+        limit 1
+        """,
+        {"channels": channels},
+    ).fetchall()
+    if not bad:
+        return
+    file, row, sent_at, channel, bad_time, bad_channel = bad[0]
+    if bad_time:
+        problem = f"sent_at {sent_at!r} is not a timestamp"
+    elif bad_channel:
+        problem = f"channel {channel!r} is not one of {', '.join(channels)}"
+    else:
+        problem = "neither customer_id nor address is given"
+    raise MatrixInputError(
+        f"external_contacts {file} row {row}: {problem}; fix the file (it counts against the "
+        "frequency caps) and rerun the date"
+    )
+
+
+def external_history(
+    con: duckdb.DuckDBPyConnection, day: dt.date, lookback_days: int
+) -> pd.DataFrame | None:
+    """Messages other systems sent (raw.external_contacts) in the ``lookback_days`` before
+    ``day``, as contact history the caps count; None when the source was never landed."""
+    if not table_exists(con, EXTERNAL_TABLE):
+        return None
+    _check_external(con)
+    if not table_exists(con, "marts.dim_customers"):
+        raise MatrixInputError(
+            "external_contacts need marts.dim_customers to match addresses to customers: "
+            "build the warehouse (dbt) before the campaign matrix"
+        )
+    return con.execute(_EXTERNAL_SQL, {"d": day, "n": lookback_days}).df()
 
 
 def check_previous_date(con: duckdb.DuckDBPyConnection, day: dt.date, allow_gap: bool) -> list[str]:
@@ -224,6 +305,9 @@ def build_assignments(
     notes = check_previous_date(con, day, allow_gap)
     membership = _membership(con, day)
     history = _history(con, day, lookback)
+    external = external_history(con, day, lookback)
+    if external is not None and not external.empty:
+        history = external if history is None else pd.concat([history, external], ignore_index=True)
     result = assign_campaigns(membership, catalog, day, history)
     runs = pd.DataFrame(
         {
@@ -258,6 +342,7 @@ def build_assignments(
         lock_violations=invariants.lock_violations(assignments, hist, catalog, day),
         customers_over_cap=invariants.cap_violations(assignments, hist, catalog, day),
         channels_over_capacity=invariants.capacity_violations(assignments, catalog),
+        external_contacts=0 if external is None else len(external),
     )
 
 
