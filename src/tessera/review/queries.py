@@ -336,6 +336,8 @@ class CustomerView:
     controls: pd.DataFrame
     scores: pd.DataFrame
     drivers: pd.DataFrame
+    #: Messages other systems sent the customer (raw.external_contacts), by id or address.
+    external: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def customer(con: duckdb.DuckDBPyConnection, customer_id: str) -> CustomerView:
@@ -392,7 +394,19 @@ def customer(con: duckdb.DuckDBPyConnection, customer_id: str) -> CustomerView:
         ),
         {**p, "n": 10},
     )
-    return CustomerView(customer_id, profile, messages, exclusions, controls, scores, drivers)
+    external = _frame(
+        con,
+        "select try_cast(x.sent_at as timestamp) as sent_at, x.department, x.message_type, "
+        "x.channel, coalesce(x.campaign, x.subject) as campaign_or_subject "
+        "from raw.external_contacts x where trim(x.customer_id) = $c "
+        "or lower(trim(x.address)) in (select lower(trim(email)) from marts.dim_customers "
+        "where customer_id = $c union select trim(phone) from marts.dim_customers "
+        "where customer_id = $c) order by sent_at desc",
+        p,
+    )
+    return CustomerView(
+        customer_id, profile, messages, exclusions, controls, scores, drivers, external
+    )
 
 
 # -- programme -----------------------------------------------------------------------------

@@ -45,6 +45,7 @@ SNAPSHOT_TABLES = (
     "quarantine.quarantine_events",
     "quarantine.quarantine_campaign_responses",
     "review.approval_log",
+    "raw.external_contacts",
 )
 
 SNAPSHOT_FILE = "snapshot.duckdb"

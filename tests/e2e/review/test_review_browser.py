@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[3]
 #: Screenshots are kept as test artefacts (data/ is gitignored).
 SHOTS = ROOT / "data" / "screenshots" / "review"
 REVIEWER = "e2e-reviewer"
+EXTERNAL_CUSTOMER = "C0000001"
 HOLD = """
 import sys, duckdb
 con = duckdb.connect(sys.argv[1])
@@ -48,6 +49,16 @@ def shop(small_shop_landing: Path, small_shop_end: dt.date, tmp_path_factory):
     campaign results to plot)."""
     data = tmp_path_factory.mktemp("review-data")
     shutil.copytree(small_shop_landing, data / "landing")
+    # Another department's messages (by id and by address): they land, count against the caps
+    # and show in the customer lookup.
+    external = data / "landing" / "external_contacts"
+    external.mkdir()
+    sent = small_shop_end - dt.timedelta(days=2)
+    (external / "service.csv").write_text(
+        "customer_id,address,channel,sent_at,department,message_type,campaign,subject\n"
+        f"{EXTERNAL_CUSTOMER},,email,{sent} 09:30,service,transactional,,Your parcel is on its way\n"
+        f"{EXTERNAL_CUSTOMER},,sms,{sent} 10:00,service,transactional,,Delivery today\n"
+    )
     mp = pytest.MonkeyPatch()
     mp.setenv("TESSERA_DATA_DIR", str(data))
     mp.setenv("DAGSTER_HOME", str(data / "dagster_home"))
@@ -135,9 +146,23 @@ def _shot(driver, name: str) -> None:
 
 
 def _text(driver, css: str) -> str:
+    """The text of the first element matching ``css``, waiting for it: a click that navigates
+    returns before the next page is there."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
 
-    return driver.find_element(By.CSS_SELECTOR, css).text
+    located = ec.presence_of_element_located((By.CSS_SELECTOR, css))
+    return WebDriverWait(driver, 15).until(located).text
+
+
+def _click_and_wait(driver, element) -> None:
+    """Click ``element`` and wait until the page it was on is gone."""
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    element.click()
+    WebDriverWait(driver, 15).until(ec.staleness_of(element))
 
 
 def test_calendar_shows_the_date_and_the_forward_plan(app, browser, shop) -> None:
@@ -159,7 +184,7 @@ def test_date_page_shows_labelled_segments_dry_run_and_quality(app, browser, sho
 
     _, end = shop
     browser.get(f"{app}/calendar")
-    browser.find_element(By.CSS_SELECTOR, f'a[href="/date/{end}"]').click()
+    _click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, f'a[href="/date/{end}"]'))
     assert str(end) in _text(browser, "#page-title")
     first_segment = _text(browser, "#matrix tbody tr td.seg")
     assert "|" not in first_segment.splitlines()[0]
@@ -201,7 +226,7 @@ def test_customer_lookup_shows_why_a_customer_got_what_they_got(app, browser, sh
         ).fetchall()[0]
     browser.get(f"{app}/customer")
     browser.find_element(By.ID, "customer-id").send_keys(customer)
-    browser.find_element(By.ID, "lookup").click()
+    _click_and_wait(browser, browser.find_element(By.ID, "lookup"))
     assert campaign in _text(browser, "#messages")
     assert "Exclusions" in browser.page_source
     _shot(browser, "04-customer")
@@ -221,7 +246,7 @@ def test_approving_a_date_records_the_reviewer_for_deliveries(app, browser, shop
     data, end = shop
     browser.get(f"{app}/date/{end}")
     browser.find_element(By.NAME, "note").send_keys("checked in the browser test")
-    browser.find_element(By.ID, "approve").click()
+    _click_and_wait(browser, browser.find_element(By.ID, "approve"))
     assert "approved" in _text(browser, "#message")
     assert _text(browser, "#approval-state") == "approved"
     assert REVIEWER in _text(browser, "#approval")
@@ -266,3 +291,15 @@ def test_pages_load_while_another_process_writes_the_warehouse(app, browser, sho
         assert "nothing was approved" in refused.text
     finally:
         writer.communicate("\n", timeout=30)
+
+
+def test_customer_lookup_lists_other_departments_messages(app, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{app}/customer")
+    browser.find_element(By.ID, "customer-id").send_keys(EXTERNAL_CUSTOMER)
+    _click_and_wait(browser, browser.find_element(By.ID, "lookup"))
+    external = _text(browser, "#external")
+    assert "Your parcel is on its way" in external and "Delivery today" in external
+    assert "service" in external
+    _shot(browser, "08-customer-external-contacts")

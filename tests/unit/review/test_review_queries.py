@@ -163,3 +163,30 @@ def test_interval_plot_leaves_out_unmeasured_windows() -> None:
     assert "#2a8a3a" in out  # the first interval lies above zero
     empty = svg.interval_plot(frame.iloc[[1]], "d", "lift", "lo", "hi", "lift")
     assert "no measured window" in empty
+
+
+def test_customer_lookup_shows_other_departments_messages_by_id_or_address(warehouse) -> None:
+    with duckdb.connect(str(warehouse)) as c:
+        c.execute("create schema raw")
+        c.execute(
+            "create table raw.external_contacts as select * from (values "
+            "('C1', null, 'email', '2026-05-31 09:00', 'service', 'transactional', null, "
+            "'Your order shipped'), "
+            "(null, 'C1@X.example', 'email', '2026-05-31 10:00', 'crm', 'newsletter', "
+            "'may_news', null), "
+            "('C2', null, 'sms', '2026-05-31 11:00', 'service', 'transactional', null, 'x')) "
+            "t(customer_id, address, channel, sent_at, department, message_type, campaign, "
+            "subject)"
+        )
+        c.execute(
+            "create table marts.dim_customers as select 'C1' as customer_id, "
+            "'Anna' as first_name, 'c1@x.example' as email, null as phone, 'DE' as country, "
+            "timestamp '2026-01-01' as created_at, true as is_email_opt_in, "
+            "false as is_sms_opt_in, 1 as customer_version"
+        )
+    with duckdb.connect(str(warehouse), read_only=True) as c:
+        view = queries.customer(c, "C1")
+    assert view.external[["department", "campaign_or_subject"]].values.tolist() == [
+        ["crm", "may_news"],
+        ["service", "Your order shipped"],
+    ]
