@@ -247,13 +247,20 @@ def external_history(
     ``day``, as contact history the caps count; None when the source was never landed."""
     if not table_exists(con, EXTERNAL_TABLE):
         return None
+    # the loader creates the table empty when the shop lands none
+    if not con.execute(f"select count(*) from {EXTERNAL_TABLE}").fetchall()[0][0]:
+        return None
     _check_external(con)
+    sql = _EXTERNAL_SQL
     if not table_exists(con, "marts.dim_customers"):
-        raise MatrixInputError(
-            "external_contacts need marts.dim_customers to match addresses to customers: "
-            "build the warehouse (dbt) before the campaign matrix"
+        # no customer table to match addresses against (a warehouse dbt has not built):
+        # contacts count by customer_id only
+        sql = sql.replace(
+            "from marts.dim_customers",
+            "from (select null::varchar as email, "
+            "null::varchar as phone, null::varchar as customer_id)",
         )
-    return con.execute(_EXTERNAL_SQL, {"d": day, "n": lookback_days}).df()
+    return con.execute(sql, {"d": day, "n": lookback_days}).df()
 
 
 def check_previous_date(con: duckdb.DuckDBPyConnection, day: dt.date, allow_gap: bool) -> list[str]:

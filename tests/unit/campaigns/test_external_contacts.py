@@ -118,3 +118,21 @@ def test_a_contact_the_caps_cannot_count_is_refused_with_its_file_and_row(row, p
 
 def test_no_external_contacts_landed_means_no_extra_history() -> None:
     assert external_history(duckdb.connect(), D0, 7) is None
+
+
+def test_an_empty_landing_table_adds_nothing() -> None:
+    con = duckdb.connect()
+    con.execute("create schema raw")
+    con.execute(
+        "create table raw.external_contacts (customer_id varchar, address varchar, "
+        "channel varchar, sent_at varchar, department varchar, message_type varchar, "
+        "campaign varchar, subject varchar, _source_file varchar, _source_row bigint)"
+    )
+    assert external_history(con, D0, 7) is None
+
+
+def test_without_a_customer_table_contacts_count_by_customer_id() -> None:
+    con = _warehouse([_contact(customer_id="c"), _contact(address="anna@shop.example")])
+    con.execute("drop table marts.dim_customers")
+    history = external_history(con, D0, 7)
+    assert history["customer_id"].tolist() == ["c"]
