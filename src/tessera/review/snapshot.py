@@ -150,14 +150,20 @@ class Snapshot:
         return SnapshotState(self.path, self.refreshed_at, self._stale_reason)
 
     def refresh(self, force: bool = False) -> bool:
-        """Copy the warehouse now if it is quiet (``force``: even if it changed recently, as
-        right after this app wrote an approval). True when the copy was made."""
+        """Copy the warehouse now if it is quiet (``force``, or no copy yet: even if it changed
+        recently, as right after this app wrote an approval). True when the copy was made."""
         with self._lock:
             self._checked = time.monotonic()
             if not self.warehouse.exists():
                 self._stale_reason = f"no warehouse at {self.warehouse} yet (run `make run`)"
                 return False
-            if not force and not warehouse_is_quiet(self.warehouse, self.quiet_seconds):
+            # Without any copy there is nothing to serve: try even a file that just changed
+            # (a locked one still refuses, below).
+            if (
+                not force
+                and self.path.exists()
+                and not warehouse_is_quiet(self.warehouse, self.quiet_seconds)
+            ):
                 self._stale_reason = "a run is writing the warehouse"
                 return False
             try:

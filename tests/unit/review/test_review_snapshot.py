@@ -69,3 +69,10 @@ def test_no_warehouse_yet_says_how_to_build_one(tmp_path: Path) -> None:
     assert "make run" in snap.state().stale_reason
     with snap.connect() as con:
         assert con.execute("select 1").fetchall() == [(1,)]
+
+
+def test_the_first_copy_is_made_even_right_after_a_write(warehouse: Path, tmp_path: Path) -> None:
+    snap = Snapshot(warehouse, tmp_path / "review", quiet_seconds=3600)
+    assert snap.refresh()  # no copy yet: a just-written (unlocked) warehouse is copied
+    assert not snap.refresh()  # a copy exists: wait for the warehouse to be quiet
+    assert snap.state().stale_reason == "a run is writing the warehouse"
