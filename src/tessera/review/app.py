@@ -84,6 +84,7 @@ class ReviewApp:
             suites, quarantine = queries.quality_status(con, day)
             approval = queries.approval_state(con, day)
             history = queries.approval_log(con, day)
+            collisions = queries.date_collisions(con, day)
         rows = []
         if not grid.empty:
             campaigns = [c for c in grid.columns if c != "total"]
@@ -113,6 +114,7 @@ class ReviewApp:
             quarantine=quarantine,
             approval=approval,
             history=history,
+            collisions=collisions,
             chart=Markup(chart),
             message=request.query_params.get("message", ""),
         )

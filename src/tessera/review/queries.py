@@ -429,3 +429,13 @@ def approval_log(con: duckdb.DuckDBPyConnection, day: dt.date | None = None) -> 
         f"select * from review.approval_log {where} order by recorded_at desc",
         {} if day is None else {"d": day},
     )
+
+
+def date_collisions(con: duckdb.DuckDBPyConnection, day: dt.date) -> pd.DataFrame | None:
+    """The date's collision report (audit.collisions); None before the audit was built."""
+    return read(
+        con,
+        "select customer_id, rule, messages, detail from audit.collisions "
+        "where cast(as_of_date as date) = $d order by rule, customer_id",
+        {"d": day},
+    )

@@ -46,6 +46,8 @@ SNAPSHOT_TABLES = (
     "quarantine.quarantine_campaign_responses",
     "review.approval_log",
     "raw.external_contacts",
+    "audit.messages",
+    "audit.collisions",
 )
 
 SNAPSHOT_FILE = "snapshot.duckdb"

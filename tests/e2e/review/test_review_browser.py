@@ -190,6 +190,7 @@ def test_date_page_shows_labelled_segments_dry_run_and_quality(app, browser, sho
     assert "|" not in first_segment.splitlines()[0]
     assert "tenure" in first_segment  # the catalog's dimension, spelled out
     page = browser.find_element(By.TAG_NAME, "body").text
+    assert "no audit for this date yet" not in _text(browser, "#collisions")
     for heading in ("Dry run", "Sample messages", "Exclusions by reason", "Data quality"):
         assert heading in page
     _shot(browser, "02-date")

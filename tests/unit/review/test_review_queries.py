@@ -190,3 +190,17 @@ def test_customer_lookup_shows_other_departments_messages_by_id_or_address(wareh
         ["crm", "may_news"],
         ["service", "Your order shipped"],
     ]
+
+
+def test_the_date_shows_its_collision_report_once_the_audit_exists(warehouse) -> None:
+    with duckdb.connect(str(warehouse), read_only=True) as c:
+        assert queries.date_collisions(c, D) is None
+    with duckdb.connect(str(warehouse)) as c:
+        c.execute("create schema audit")
+        c.execute(
+            "create table audit.collisions as select date '2026-06-01' as as_of_date, "
+            "'C1' as customer_id, 'departments' as rule, 3 as messages, 'crm, service' as detail"
+        )
+    with duckdb.connect(str(warehouse), read_only=True) as c:
+        found = queries.date_collisions(c, D)
+    assert found.values.tolist() == [["C1", "departments", 3, "crm, service"]]
