@@ -41,10 +41,17 @@ run: setup
 	$(BIN)/tessera run --days $(or $(DAYS),14)
 
 # The UI, the daemon (schedules, sensors) and the local provider sink on 127.0.0.1:8725, which
-# scheduled sends reach unless real provider credentials and TESSERA_LIVE_SENDS=true are set.
+# scheduled sends reach unless real provider credentials and TESSERA_LIVE_SENDS=true are set,
+# and the review app (docs/review.md) on 127.0.0.1:$(REVIEW_PORT); approvals from it are recorded
+# as TESSERA_REVIEW_USER (default: the login name).
+REVIEW_PORT ?= 8730
 dev: setup
 	$(BIN)/python -c "from tessera.orchestration.run_cli import ensure_dagster_home; from tessera.settings import load_settings; ensure_dagster_home(load_settings())"
-	$(BIN)/tessera sink --port 8725 & sink=$$!; trap 'kill $$sink 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/tessera sink --port 8725 & sink=$$!; \
+	TESSERA_REVIEW_USER=$${TESSERA_REVIEW_USER:-$$(id -un)} $(BIN)/tessera review --port $(REVIEW_PORT) & \
+	review=$$!; \
+	trap 'kill $$sink $$review 2>/dev/null' EXIT INT TERM; \
+	echo "Dagster UI: http://127.0.0.1:3000   review app (marketing ops): http://127.0.0.1:$(REVIEW_PORT)"; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 # pytest exits 5 when it collects no test: that is a failure of the suite, not a pass.

@@ -16,6 +16,7 @@ _SUBCOMMAND_MODULES = (
     "tessera.ml.cli",
     "tessera.campaigns.cli",
     "tessera.activations.cli",
+    "tessera.review.cli",
 )
 
 

@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 
 from tessera.campaigns import global_control, invariants, report
-from tessera.campaigns.catalog import Catalog
+from tessera.campaigns.catalog import CHANNEL_PROVIDERS, Catalog
 from tessera.campaigns.engine import REASONS, assign_campaigns, matrix_from_assignments
 from tessera.campaigns.errors import MatrixInputError
 from tessera.campaigns.plan import (
@@ -168,6 +168,8 @@ class AssignmentsDay:
     global_control_members: int = 0
     global_control_violations: int = 0  # members given a marketing campaign (must be 0)
     salt_history: pd.DataFrame | None = None  # campaigns.global_control_salts up to D
+    #: Messages other systems sent inside the cap window that counted against the caps.
+    external_contacts: int = 0
 
 
 def _previous_salt(
@@ -199,6 +201,92 @@ def _history(
         """,
         {"d": day, "n": lookback_days},
     )
+
+
+EXTERNAL_TABLE = "raw.external_contacts"
+
+#: Messages other systems sent, inside the cap window before D, as contact-history rows. A row
+#: names its customer by customer_id, else by an address that is a customer's e-mail (any case)
+#: or phone. They are contacts, never controls, and set no lock (`locked_until` = the day sent).
+_EXTERNAL_SQL = """
+with src as (
+    select nullif(trim(customer_id), '') as customer_id, nullif(trim(address), '') as address,
+           lower(trim(channel)) as channel, department,
+           cast(try_cast(sent_at as timestamp) as date) as sent_on
+    from raw.external_contacts
+),
+by_address as (
+    select distinct lower(trim(email)) as address, customer_id from marts.dim_customers
+    where email is not null
+    union
+    select distinct trim(phone), customer_id from marts.dim_customers where phone is not null
+),
+resolved as (
+    select coalesce(s.customer_id, a.customer_id) as customer_id, s.channel, s.department,
+           s.sent_on
+    from src s left join by_address a on s.customer_id is null and a.address = lower(s.address)
+)
+select sent_on as as_of_date, customer_id, 'external:' || coalesce(department, '') as campaign_id,
+       channel, false as is_control, sent_on as locked_until
+from resolved
+where customer_id is not null
+  and sent_on < $d and sent_on >= cast($d - to_days(cast($n as integer)) as date)
+"""
+
+
+def _check_external(con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse external contacts the caps cannot count, naming the file, row and field."""
+    channels = sorted(CHANNEL_PROVIDERS)
+    bad = con.execute(
+        """
+        select _source_file, _source_row, sent_at, channel,
+               try_cast(sent_at as timestamp) is null as bad_time,
+               coalesce(lower(trim(channel)) not in (select unnest($channels)), true) as bad_channel
+        from raw.external_contacts
+        where try_cast(sent_at as timestamp) is null
+           or coalesce(lower(trim(channel)) not in (select unnest($channels)), true)
+           or (nullif(trim(customer_id), '') is null and nullif(trim(address), '') is null)
+        order by _source_file, _source_row
+        limit 1
+        """,
+        {"channels": channels},
+    ).fetchall()
+    if not bad:
+        return
+    file, row, sent_at, channel, bad_time, bad_channel = bad[0]
+    if bad_time:
+        problem = f"sent_at {sent_at!r} is not a timestamp"
+    elif bad_channel:
+        problem = f"channel {channel!r} is not one of {', '.join(channels)}"
+    else:
+        problem = "neither customer_id nor address is given"
+    raise MatrixInputError(
+        f"external_contacts {file} row {row}: {problem}; fix the file (it counts against the "
+        "frequency caps) and rerun the date"
+    )
+
+
+def external_history(
+    con: duckdb.DuckDBPyConnection, day: dt.date, lookback_days: int
+) -> pd.DataFrame | None:
+    """Messages other systems sent (raw.external_contacts) in the ``lookback_days`` before
+    ``day``, as contact history the caps count; None when the source was never landed."""
+    if not table_exists(con, EXTERNAL_TABLE):
+        return None
+    # the loader creates the table empty when the shop lands none
+    if not con.execute(f"select count(*) from {EXTERNAL_TABLE}").fetchall()[0][0]:
+        return None
+    _check_external(con)
+    sql = _EXTERNAL_SQL
+    if not table_exists(con, "marts.dim_customers"):
+        # no customer table to match addresses against (a warehouse dbt has not built):
+        # contacts count by customer_id only
+        sql = sql.replace(
+            "from marts.dim_customers",
+            "from (select null::varchar as email, "
+            "null::varchar as phone, null::varchar as customer_id)",
+        )
+    return con.execute(sql, {"d": day, "n": lookback_days}).df()
 
 
 def check_previous_date(con: duckdb.DuckDBPyConnection, day: dt.date, allow_gap: bool) -> list[str]:
@@ -270,6 +358,9 @@ def build_assignments(
             ],
             ignore_index=True,
         )
+    external = external_history(con, day, lookback)
+    if external is not None and not external.empty:
+        history = external if history is None else pd.concat([history, external], ignore_index=True)
     result = assign_campaigns(membership, catalog, day, history)
     if table_exists(con, "campaigns.exclusions"):
         # warehouses built before pair rules have no rule_id column yet
@@ -325,6 +416,7 @@ def build_assignments(
             " order by as_of_date",
             {"d": day},
         ),
+        external_contacts=0 if external is None else len(external),
     )
 
 

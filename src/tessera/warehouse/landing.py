@@ -58,18 +58,27 @@ CONTRACT: dict[str, TableContract] = {
     # A do-not-contact list (e.g. a CRM export): an e-mail address or phone number per row;
     # channel empty or 'all' means every channel. Read by activations/suppressions.py.
     "suppressions": TableContract(required=("address",), optional=("channel", "reason", "since")),
+    # Messages other systems sent (service, transactional, other departments' tools): a
+    # customer_id or an address per row. They count against the frequency caps. Read by
+    # campaigns/daily.py.
+    "external_contacts": TableContract(
+        required=("channel", "sent_at", "department", "message_type"),
+        optional=("customer_id", "address", "campaign", "subject"),
+    ),
 }
 
 #: Tables a shop may leave out (no folder, no file) or land header-only: customers and orders
 #: are enough to run. The features that need an optional table are NULL when it is not provided
 #: (docs/data-model.md); an absent table loads as an empty raw table with the contract columns.
 #: Most shops have no do-not-contact list (`suppressions`) beside their customers' consent flags.
-OPTIONAL_TABLES = frozenset({"order_items", "events", "campaign_responses", "suppressions"})
+OPTIONAL_TABLES = frozenset(
+    {"order_items", "events", "campaign_responses", "suppressions", "external_contacts"}
+)
 REQUIRED_TABLES = tuple(t for t in CONTRACT if t not in OPTIONAL_TABLES)
 
-#: Tables no dbt model stages (so no quarantine either): the activations layer normalises and
-#: applies them itself, and a malformed entry stops the send with its file and row.
-UNMODELLED_TABLES = frozenset({"suppressions"})
+#: Tables no dbt model stages (so no quarantine either): the activations and campaigns layers
+#: normalise and apply them themselves, and a malformed entry stops the step with its file and row.
+UNMODELLED_TABLES = frozenset({"suppressions", "external_contacts"})
 
 #: Tables whose later copies of a key update the earlier ones (customers: consent, address).
 #: Their rows also carry `_source_modified_at`, the file's modification time (UTC), which orders

@@ -59,6 +59,7 @@ def test_rows_land_as_text_with_their_file_and_row(landing: Path, con) -> None:
         "events": 1,
         "campaign_responses": 0,
         "suppressions": 0,
+        "external_contacts": 0,
     }
     rows = con.execute(
         "select customer_id, created_at, first_name, _source_file, _source_row "

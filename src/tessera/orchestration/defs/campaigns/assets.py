@@ -9,6 +9,7 @@ from tessera.campaigns import daily
 from tessera.orchestration.defs.campaigns.resources import CampaignCatalog
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from tessera.orchestration.defs.segments.assets import MICRO_SEGMENTS, SEGMENT_MEMBERSHIP
+from tessera.orchestration.defs.sources.assets import RAW_ASSET_KEYS
 from tessera.orchestration.defs.upstream import require_tables
 from tessera.reporting import markdown_table
 
@@ -41,9 +42,10 @@ class PlanConfig(dg.Config):
                 "Who gets which campaign on date D, on which channel, and who is in the control "
                 "group (assigned and recorded, not contacted). One campaign per customer per "
                 "date; `locked_until` (exclusive) ends the duration lock. Activations send the "
-                "non-control rows."
+                "non-control rows. Messages other systems sent (`raw.external_contacts`) count "
+                "against the frequency caps."
             ),
-            deps=[SEGMENT_MEMBERSHIP],
+            deps=[SEGMENT_MEMBERSHIP, RAW_ASSET_KEYS["external_contacts"]],
             group_name=GROUP,
             kinds={"duckdb", "python"},
         ),
@@ -127,6 +129,7 @@ def campaign_assignments(
             "dagster/row_count": len(run.assignments),
             "by_campaign_and_channel": dg.MetadataValue.md(markdown_table(run.by_campaign, 60)),
             "control_share": run.control_share,
+            "external_contacts_counted": run.external_contacts,
             "catalog": run.catalog_fingerprint,
             "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in run.notes) or "none"),
         },

@@ -18,6 +18,9 @@ _DESCRIPTIONS = {
     "suppressions": "Manual do-not-contact entries as landed (optional; e.g. a CRM's list): "
     "address or phone, channel (empty: all), reason, since. Applied to every customer who has "
     "that address, at review and again right before each provider request.",
+    "external_contacts": "Messages other systems sent, as landed (optional; service, "
+    "transactional, other departments' tools): customer_id or address, channel, sent_at, "
+    "department, message_type, campaign or subject. They count against the frequency caps.",
 }
 
 #: Keyed like every table: schema, then name (`raw.customers` is ["raw", "customers"]).
