@@ -225,31 +225,35 @@ def campaign_results(
 
 # --------------------------------------------------------------------------- the whole programme
 
-PROGRAMME_COLUMNS = [
-    "as_of_date",
-    "window_start",
-    "scope",
-    "campaign_id",
-    "treatment_n",
-    "control_n",
-    "treatment_conversions",
-    "control_conversions",
-    "treatment_rate",
-    "control_rate",
-    "abs_lift",
-    "abs_lift_ci_low",
-    "abs_lift_ci_high",
-    "rel_lift",
-    "rel_lift_ci_low",
-    "rel_lift_ci_high",
-    "p_value",
-    "treatment_revenue_per_customer",
-    "control_revenue_per_customer",
-    "revenue_lift_per_customer",
-    "revenue_lift_ci_low",
-    "revenue_lift_ci_high",
-    "incremental_revenue",
-]
+#: activations.programme_results (typed, so a date without results still creates the table).
+PROGRAMME_SCHEMA = pa.schema(
+    [
+        ("as_of_date", pa.date32()),
+        ("window_start", pa.date32()),
+        ("scope", pa.string()),
+        ("campaign_id", pa.string()),
+        ("treatment_n", pa.int64()),
+        ("control_n", pa.int64()),
+        ("treatment_conversions", pa.int64()),
+        ("control_conversions", pa.int64()),
+        ("treatment_rate", pa.float64()),
+        ("control_rate", pa.float64()),
+        ("abs_lift", pa.float64()),
+        ("abs_lift_ci_low", pa.float64()),
+        ("abs_lift_ci_high", pa.float64()),
+        ("rel_lift", pa.float64()),
+        ("rel_lift_ci_low", pa.float64()),
+        ("rel_lift_ci_high", pa.float64()),
+        ("p_value", pa.float64()),
+        ("treatment_revenue_per_customer", pa.float64()),
+        ("control_revenue_per_customer", pa.float64()),
+        ("revenue_lift_per_customer", pa.float64()),
+        ("revenue_lift_ci_low", pa.float64()),
+        ("revenue_lift_ci_high", pa.float64()),
+        ("incremental_revenue", pa.float64()),
+    ]
+)
+PROGRAMME_COLUMNS = PROGRAMME_SCHEMA.names
 
 
 def arm_comparison(per: pd.DataFrame) -> pd.DataFrame:
@@ -391,7 +395,7 @@ def programme_results(per: pd.DataFrame, window_start: dt.date, as_of: dt.date) 
     """``PROGRAMME_COLUMNS``: the programme row first, then one row per campaign."""
     compared = arm_comparison(per)
     if compared.empty:
-        return pd.DataFrame(columns=PROGRAMME_COLUMNS)
+        return empty_frame(PROGRAMME_SCHEMA)
     compared.insert(0, "as_of_date", as_of)
     compared.insert(1, "window_start", window_start)
     is_programme = compared["key"] == "programme"

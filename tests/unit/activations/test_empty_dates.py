@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tessera.activations.outbound import EXCLUDED_SCHEMA, MESSAGE_SCHEMA
-from tessera.activations.results import RESULT_SCHEMA, campaign_results
+from tessera.activations.results import PROGRAMME_SCHEMA, RESULT_SCHEMA, campaign_results
 from tessera.warehouse.duckdb_io import empty_frame, replace_dates
 
 D = dt.date(2026, 3, 2)
@@ -18,6 +18,7 @@ D = dt.date(2026, 3, 2)
     [
         ("activations.campaign_results", RESULT_SCHEMA, {"as_of_date": "DATE", "cohorts": "BIGINT"}),
         ("activations.outbound_exclusions", EXCLUDED_SCHEMA, {"as_of_date": "TIMESTAMP", "reason": "VARCHAR"}),
+        ("activations.programme_results", PROGRAMME_SCHEMA, {"window_start": "DATE", "control_n": "BIGINT"}),
         ("activations.outbound_messages", MESSAGE_SCHEMA, {"priority": "INTEGER", "address": "VARCHAR"}),
     ],
 )  # fmt: skip
