@@ -216,9 +216,30 @@ class ReviewApp:
     async def programme_page(self, request: Request) -> Response:
         with self.snapshot.connect() as con:
             results = queries.programme(con)
-        return self.render(
-            "programme.html", results=results, programme_table=queries.PROGRAMME_TABLE
-        )
+        context: dict = {"results": results, "programme_table": queries.PROGRAMME_TABLE}
+        if results is not None and not results.empty:
+            for column in ("as_of_date", "window_start"):
+                results[column] = results[column].astype(str).str[:10]
+            whole = results[results["scope"] == "programme"]
+            latest = results["as_of_date"].max()
+            context.update(
+                latest=latest,
+                headline=whole[whole["as_of_date"] == latest].head(1).to_dict("records"),
+                lift=Markup(
+                    svg.interval_plot(
+                        whole,
+                        "as_of_date",
+                        "abs_lift",
+                        "abs_lift_ci_low",
+                        "abs_lift_ci_high",
+                        "programme conversion rate minus the global control's (95% interval)",
+                    )
+                ),  # fmt: skip
+                campaigns=results[
+                    (results["scope"] == "campaign") & (results["as_of_date"] == latest)
+                ].drop(columns=["scope"]),
+            )
+        return self.render("programme.html", **context)
 
     async def refresh(self, request: Request) -> Response:
         self.snapshot.refresh()
