@@ -376,9 +376,20 @@ def customer(con: duckdb.DuckDBPyConnection, customer_id: str) -> CustomerView:
     controls = _frame(
         con,
         "select as_of_date as date, campaign_id, locked_until from campaigns.campaign_assignments "
-        "where customer_id = $c and is_control order by date desc",
+        "where customer_id = $c and is_control "
+        # The global control group holds a member out of every marketing campaign at once.
+        "union all select as_of_date, '(global control: every marketing campaign)', null "
+        "from campaigns.global_control where customer_id = $c order by date desc",
         p,
     )
+    if controls.empty:  # a warehouse without a global control group yet
+        controls = _frame(
+            con,
+            "select as_of_date as date, campaign_id, locked_until "
+            "from campaigns.campaign_assignments where customer_id = $c and is_control "
+            "order by date desc",
+            p,
+        )
     scores = _frame(
         con,
         "select as_of_date as date, churn_probability, predicted_value_90d, clv_12m "

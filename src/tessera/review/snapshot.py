@@ -38,6 +38,7 @@ SNAPSHOT_TABLES = (
     "activations.send_approvals",
     "activations.send_approval_messages",
     "activations.programme_results",
+    "campaigns.global_control",
     "quality.row_counts",
     "quarantine.quarantine_customers",
     "quarantine.quarantine_orders",

@@ -204,3 +204,14 @@ def test_the_date_shows_its_collision_report_once_the_audit_exists(warehouse) ->
     with duckdb.connect(str(warehouse), read_only=True) as c:
         found = queries.date_collisions(c, D)
     assert found.values.tolist() == [["C1", "departments", 3, "crm, service"]]
+
+
+def test_customer_lookup_says_when_the_customer_was_in_the_global_control(warehouse) -> None:
+    with duckdb.connect(str(warehouse)) as c:
+        assert queries.customer(c, "C2").controls.empty  # no global control table yet
+        c.execute(
+            "create table campaigns.global_control as select date '2026-06-01' as as_of_date,"
+            " 'C2' as customer_id, 'seg' as micro_segment_id, 'salt' as salt, 0.05 as share"
+        )
+        controls = queries.customer(c, "C2").controls
+    assert controls["campaign_id"].tolist() == ["(global control: every marketing campaign)"]
