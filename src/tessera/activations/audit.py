@@ -16,7 +16,9 @@ COLLISIONS_TABLE = "audit.collisions"
 #: A customer with more than this many messages on one date is a collision.
 MAX_MESSAGES_PER_DAY = 2
 
-CAMPAIGN_COLUMNS = ["campaign_id", "owner", "name", "offer", "transactional"]
+CAMPAIGN_COLUMNS = ["campaign_id", "owner", "name", "offer", "transactional", "message_type"]
+#: A customer who gets one of each on one date (whichever system sent them) is a collision.
+BROADCAST, ONBOARDING = "broadcast", "onboarding"
 
 
 def campaign_frame(catalog) -> pd.DataFrame:  # noqa: ANN001 - a tessera.campaigns Catalog
@@ -29,6 +31,7 @@ def campaign_frame(catalog) -> pd.DataFrame:  # noqa: ANN001 - a tessera.campaig
                 "name": c.display_name,
                 "offer": c.offer,
                 "transactional": c.transactional,
+                "message_type": c.message_type,
             }
             for c in catalog.campaigns
         ],
@@ -39,7 +42,9 @@ def campaign_frame(catalog) -> pd.DataFrame:  # noqa: ANN001 - a tessera.campaig
 _TESSERA_SQL = """
 select cast($d as date) as as_of_date, 'tessera' as source, o.customer_id, o.channel,
        coalesce(c.owner, 'marketing') as department, coalesce(c.owner, 'marketing') as owner,
-       case when c.transactional then 'transactional' else 'campaign' end as message_type,
+       coalesce(c.message_type,
+                case when c.transactional then 'transactional' else 'campaign' end)
+           as message_type,
        o.campaign_id, coalesce(c.name, o.campaign_id) as subject, c.offer,
        cast(null as timestamp) as sent_at, o.message_key
 from activations.outbound_messages o left join _campaigns c using (campaign_id)
@@ -127,7 +132,8 @@ def collisions(
 ) -> pd.DataFrame:
     """Customers whose messages of ``day`` collide, one row per customer and rule:
     `too_many` (more than ``max_messages``), `departments` (from two or more departments),
-    `conflicting_offers` (two or more different offers)."""
+    `conflicting_offers` (two or more different offers), `broadcast_and_onboarding` (a
+    broadcast and an onboarding message, by their message type)."""
     columns = ["as_of_date", "customer_id", "rule", "messages", "detail"]
     known = messages[messages["customer_id"].notna()]
     if known.empty:
@@ -139,11 +145,18 @@ def collisions(
             }
         )[columns]
     g = known.groupby("customer_id")
+    kinds = (
+        known["message_type"].astype("string").str.lower()
+        if "message_type" in known.columns
+        else pd.Series("", index=known.index, dtype="string")
+    )
     per = pd.DataFrame(
         {
             "messages": g.size(),
             "departments": g["department"].nunique(),
             "offers": g["offer"].nunique(),
+            "broadcast": (kinds == BROADCAST).fillna(False).groupby(known["customer_id"]).any(),
+            "onboarding": (kinds == ONBOARDING).fillna(False).groupby(known["customer_id"]).any(),
         }
     )
     # The lists are spelled out only for the customers they describe (a Python join per
@@ -161,6 +174,12 @@ def collisions(
         ("too_many", per["messages"] > max_messages, per["messages"].astype(str) + " messages"),
         ("departments", per["departments"] > 1, per["department_list"]),
         ("conflicting_offers", per["offers"] > 1, per["offer_list"]),
+        (
+            "broadcast_and_onboarding",
+            per["broadcast"].fillna(False).astype(bool)
+            & per["onboarding"].fillna(False).astype(bool),
+            pd.Series(f"{BROADCAST} and {ONBOARDING} on one day", index=per.index),
+        ),
     ]
     out = pd.concat(
         [

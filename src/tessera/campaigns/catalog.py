@@ -108,6 +108,10 @@ class Campaign(_Model):
     transactional: bool = False
     templates: dict[Channel, str]
     offer: str | None = None
+    #: What kind of message it is in the audit of every message (audit.messages), e.g.
+    #: `broadcast` or `onboarding`; default `transactional` or `campaign`. The collision report
+    #: flags a broadcast and an onboarding message to one customer on one day.
+    message_type: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
 
     @field_validator("priority", "tie_break", mode="before")
     @classmethod

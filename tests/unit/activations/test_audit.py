@@ -18,6 +18,7 @@ CAMPAIGNS = pd.DataFrame(
         "name": ["Welcome", "Daily deals"],
         "offer": ["10% off", "free shipping"],
         "transactional": [False, False],
+        "message_type": ["onboarding", "broadcast"],
     }
 )
 
@@ -89,6 +90,23 @@ def test_two_offers_to_one_customer_on_a_date_conflict() -> None:
     assert found[["customer_id", "rule", "detail"]].values.tolist() == [
         ["C1", "conflicting_offers", "10% off, free shipping"]
     ]
+
+
+def test_a_broadcast_and_an_onboarding_message_on_one_day_collide_whoever_sent_them() -> None:
+    con = _con()
+    # Another system's newsletter (a broadcast) on the day Tessera's welcome (onboarding) goes.
+    con.execute(
+        "insert into raw.external_contacts values (null, 'anna@x.example', 'email',"
+        " '2026-06-01 12:00', 'newsletter_team', 'BROADCAST', null, 'June news')"
+    )
+    day = build_audit(con, D, CAMPAIGNS)
+    both = day.collisions[day.collisions["rule"] == "broadcast_and_onboarding"]
+    assert both["customer_id"].tolist() == ["C1"]
+    # The catalog's message type is what the audit records for Tessera's own messages.
+    kinds = con.execute(
+        "select campaign_id, message_type from audit.messages where source = 'tessera' order by 1"
+    ).fetchall()
+    assert kinds == [("deals", "broadcast"), ("welcome", "onboarding")]
 
 
 def test_a_rerun_of_the_date_replaces_its_audit() -> None:
