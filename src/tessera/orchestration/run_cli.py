@@ -288,11 +288,13 @@ def run(days: int, end: dt.date | None, full_each_day: bool) -> int:
     ):
         if sink_url:
             log.info("local provider sink listening on %s", sink_url)
-        defs = load_defs()
         with warnings.catch_warnings():
             # Dagster warns on every load that the daily job mixes partitioned and unpartitioned
-            # assets; it does so on purpose (see orchestration/defs/pipeline/jobs.py).
+            # assets; it does so on purpose (see orchestration/defs/pipeline/jobs.py). A sensor
+            # over several jobs (journey_queue) sets an internal beta parameter.
             warnings.filterwarnings("ignore", message=".*varying BackfillPolicies")
+            warnings.filterwarnings("ignore", message="Parameter `owners`")
+            defs = load_defs()
             job = defs.resolve_job_def("daily_pipeline")
             # Without -v, a failed date is one summary line of ours, not Dagster's ERROR lines (the
             # stack trace, one line per step it skipped); the UI keeps all of them.

@@ -312,9 +312,11 @@ def programme_results(
     with _connection(warehouse) as con:
         require_tables(con, PROGRAMME_RESULTS, [ASSIGNMENTS, model_key("fct_orders")])
         measured = measure_programme(con, day, config.window_days)
-    for note in measured.notes:
-        context.log.warning(note)
     top = measured.programme
+    # Nothing measured yet (a first date): the notes say why, which is no warning.
+    say = context.log.info if top is None else context.log.warning
+    for note in measured.notes:
+        say(note)
     metadata: dict = {
         "dagster/row_count": len(measured.results),
         "window": f"{measured.window_start} .. {day - dt.timedelta(days=1)}",
