@@ -105,7 +105,7 @@ def read_snapshot(paths: JourneyPaths) -> Snapshot:
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     frames = {k: pd.read_parquet(paths.snapshot_dir / v) for k, v in meta["files"].items()}
     return Snapshot(
-        as_of=dt.date.fromisoformat(meta["as_of"]) if meta["as_of"] else None,
+        as_of=dt.datetime.fromisoformat(meta["as_of"]).date() if meta["as_of"] else None,
         taken_at=dt.datetime.fromisoformat(meta["taken_at"]),
         **frames,
     )
@@ -135,8 +135,9 @@ def take_snapshot(
     ).fetchall()
     if not dates:
         return Snapshot.empty(taken_at)
-    as_of = dates[0][0]
-    previous = dates[1][0] if len(dates) > 1 else None
+    # A date, also where the table holds timestamps (as the daily pipeline writes it).
+    as_of = pd.Timestamp(dates[0][0]).date()
+    previous = pd.Timestamp(dates[1][0]).date() if len(dates) > 1 else None
     # Each source's columns once, the first source that has a name wins (membership first).
     taken: set[str] = set()
     parts: list[str] = []

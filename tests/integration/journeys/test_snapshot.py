@@ -6,6 +6,7 @@ import datetime as dt
 
 import duckdb
 import pandas as pd
+import pytest
 
 from tessera.campaigns.catalog import load_catalog
 from tessera.journeys.paths import JourneyPaths
@@ -14,16 +15,19 @@ from tests.integration.activations.test_assets import D, _warehouse
 from tests.integration.journeys.conftest import DEMO
 
 
-def test_snapshot_of_a_small_warehouse_round_trips(tmp_path):
+# The daily pipeline writes segment_membership.as_of_date as TIMESTAMP (from pandas).
+@pytest.mark.parametrize("date_type", ["date", "timestamp"])
+def test_snapshot_of_a_small_warehouse_round_trips(tmp_path, date_type):
     db = tmp_path / "warehouse.duckdb"
     _warehouse(db)
     day = pd.Timestamp(D).date()
     with duckdb.connect(str(db)) as con:
         con.execute("create schema segments")
         con.execute(
-            """
+            f"""
             create table segments.segment_membership as
-            select cast($d as date) as as_of_date, customer_id, 'm1' as micro_segment_id,
+            select cast(cast($d as date) as {date_type}) as as_of_date, customer_id,
+                   'm1' as micro_segment_id,
                    'clv_gold' as clv_tier,
                    case when customer_id = 'c2' then ['gold_tier', 'test_accounts']
                         else ['gold_tier'] end as target_groups,
@@ -31,7 +35,8 @@ def test_snapshot_of_a_small_warehouse_round_trips(tmp_path):
                    true as is_direct_mail_reachable, false as is_webhook_reachable
             from marts.dim_customers
             union all
-            select cast($d as date) - 1, customer_id, 'm1', 'clv_low', [], true, false, true, false
+            select cast(cast($d as date) - 1 as {date_type}), customer_id, 'm1', 'clv_low', [], true,
+                   false, true, false
             from marts.dim_customers
             """,
             {"d": day},
@@ -39,7 +44,7 @@ def test_snapshot_of_a_small_warehouse_round_trips(tmp_path):
         catalog = load_catalog(DEMO)
         taken = dt.datetime(2026, 12, 3, 12, 0)
         snap = take_snapshot(con, catalog, tmp_path / "landing", taken)
-    assert snap.as_of == day
+    assert snap.as_of == day and type(snap.as_of) is dt.date
     customers = snap.customers.set_index("customer_id")
     assert (
         customers.loc["c2", "is_always_excluded"] and not customers.loc["c3", "is_always_excluded"]
