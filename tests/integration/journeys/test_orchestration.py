@@ -6,6 +6,7 @@ import datetime as dt
 import subprocess
 import sys
 import time
+import uuid
 
 import dagster as dg
 
@@ -43,6 +44,22 @@ def test_sensor_requests_a_snapshot_then_ticks_for_new_events_only(world):
     (world.paths.next_due_path).write_text((now - dt.timedelta(seconds=5)).isoformat())
     due = _evaluate(instance, storage, cursor=result.cursor)
     assert [r.job_name for r in due.run_requests] == ["journey_tick"]
+
+
+def test_a_failed_tick_is_requested_again_without_waiting_for_new_events(world):
+    instance = dg.DagsterInstance.ephemeral()
+    storage = DataStorage(data_dir=str(world.data_dir))
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    write_snapshot(world.paths, world.snapshot(now))
+    world.post(event(1, "c1", "add_to_cart", now - dt.timedelta(minutes=1), product_id="p1"))
+    first = _evaluate(instance, storage)
+    assert [r.job_name for r in first.run_requests] == ["journey_tick"]
+    instance.add_run(
+        dg.DagsterRun(job_name="journey_tick", run_id=str(uuid.uuid4()),
+                      status=dg.DagsterRunStatus.FAILURE)
+    )  # fmt: skip
+    retried = _evaluate(instance, storage, cursor=first.cursor)
+    assert [r.job_name for r in retried.run_requests] == ["journey_tick"]
 
 
 HOLD = """

@@ -22,6 +22,13 @@ _ACTIVE = [
 ]
 
 
+def _last_failed(context: dg.SensorEvaluationContext, job_name: str) -> bool:
+    """Whether the newest run of the job failed: its events are still to be evaluated (the
+    tick's own cursor in the state store did not move), so a tick is requested again."""
+    runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=job_name), limit=1)
+    return bool(runs) and runs[0].status == dg.DagsterRunStatus.FAILURE
+
+
 def _active(context: dg.SensorEvaluationContext, job_name: str) -> bool:
     runs = context.instance.get_runs(
         filters=dg.RunsFilter(job_name=job_name, statuses=_ACTIVE), limit=1
@@ -61,13 +68,13 @@ def journey_queue(context: dg.SensorEvaluationContext, storage: DataStorage) -> 
     newest = files[-1].name if files else ""
     cursor = context.cursor or ""
     due = _due(paths, now)
-    if (newest > cursor or due) and not _active(context, journey_tick.name):
+    retry = _last_failed(context, journey_tick.name)
+    if (newest > cursor or due or retry) and not _active(context, journey_tick.name):
+        # A due or retried tick is keyed per minute: one that failed is requested again (at
+        # most once a minute), and new events never wait for the next event after a failure.
+        minute = int(now.timestamp() // 60) if (due or retry) else ""
         requests.append(
-            # a due-only tick is keyed per minute: one that failed is requested again
-            dg.RunRequest(
-                job_name=journey_tick.name,
-                run_key=f"tick:{newest}:{due or ''}:{int(now.timestamp() // 60) if due else ''}",
-            )
+            dg.RunRequest(job_name=journey_tick.name, run_key=f"tick:{newest}:{due or ''}:{minute}")
         )
         cursor = max(newest, cursor)
     if not requests:
