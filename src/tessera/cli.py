@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # Each module exposes `register(subparsers)`, adding its subcommands with
@@ -61,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # `tessera ... | head`: the reader left. Not an error of ours; silence the flush at exit
+        # (Python's own advice) and end as a command stopped by SIGPIPE does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13
     except (UserError, ValueError, OSError) as exc:
         # Domain errors (catalog, transactions file, landing data ...) subclass ValueError and
         # name the file, row and field; show them as one line unless debugging.
