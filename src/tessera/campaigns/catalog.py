@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tessera import yaml12
 from tessera.campaigns.attributes import BASE_ATTRIBUTES, AttributeType
 from tessera.campaigns.errors import CatalogError, UnknownEnvironmentError
 
@@ -578,8 +579,9 @@ def _hint(field: str) -> str:
     return ""
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that leaves dates as text, so pydantic reports 2025-02-30 with its line."""
+class _Loader(yaml12.Loader):
+    """Safe loading with YAML 1.2 booleans (``NO``, ``on`` stay text: :mod:`tessera.yaml12`) that
+    leaves dates as text, so pydantic reports 2025-02-30 with its line."""
 
 
 _Loader.add_constructor(

@@ -12,7 +12,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from tessera import yaml12
 
 REGISTRY_PATH = Path(__file__).with_name("rules.yml")
 
@@ -180,4 +180,4 @@ def _prefixes(spec: object, calling: dict) -> dict[str, tuple[str, ...]]:
 def registry() -> Registry:
     """The registry of this installation (read once per process)."""
     with REGISTRY_PATH.open(encoding="utf-8") as fh:
-        return parse_registry(yaml.safe_load(fh))
+        return parse_registry(yaml12.safe_load(fh))
