@@ -89,6 +89,16 @@ def test_ui_serves_the_asset_graph_with_groups(webserver: str) -> None:
     assert by_key["staging/stg_shop__orders"] == "staging"
 
 
+def test_the_code_location_is_named_tessera(webserver: str) -> None:
+    # workspace.yaml and [tool.dg.project] name it alike; when they differed, `make dev` logged
+    # "code location name ... does not match" once a minute.
+    _asset_nodes(webserver)
+    query = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
+    body = requests.post(f"{webserver}/graphql", json={"query": query}, timeout=30).json()
+    names = [e["name"] for e in body["data"]["workspaceOrError"]["locationEntries"]]
+    assert names == ["tessera"]
+
+
 def test_asset_graph_renders_in_headless_chromium(webserver: str, tmp_path: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
