@@ -158,11 +158,21 @@ def _text(driver, css: str) -> str:
 
 def _click_and_wait(driver, element) -> None:
     """Click ``element`` and wait until the page it was on is gone."""
-    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    def gone(_driver) -> bool:
+        # Selenium's staleness_of expects StaleElementReferenceException only; while the next
+        # page replaces the document, chromedriver may answer "Node with given id does not
+        # belong to the document" instead (a flake seen in CI). Both mean the old page is gone.
+        try:
+            element.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
     element.click()
-    WebDriverWait(driver, 15).until(ec.staleness_of(element))
+    WebDriverWait(driver, 15).until(gone)
 
 
 def test_calendar_shows_the_date_and_the_forward_plan(app, browser, shop) -> None:
