@@ -42,16 +42,23 @@ run: setup
 
 # The UI, the daemon (schedules, sensors) and the local provider sink on 127.0.0.1:8725, which
 # scheduled sends reach unless real provider credentials and TESSERA_LIVE_SENDS=true are set,
-# and the review app (docs/review.md) on 127.0.0.1:$(REVIEW_PORT); approvals from it are recorded
-# as TESSERA_REVIEW_USER (default: the login name).
+# and the review app (docs/review.md) on 127.0.0.1:$(REVIEW_PORT). Its approvals and holds run
+# Dagster's approve_and_send job through the UI's GraphQL API. The first `make dev` adds you
+# (your login name) as a reviewer with a generated password, kept in $(REVIEW_PASSWORD_FILE).
 REVIEW_PORT ?= 8730
+DATA_DIR := $(abspath $(or $(TESSERA_DATA_DIR),data))
+REVIEW_PASSWORD_FILE := $(DATA_DIR)/review-password
 dev: setup
 	$(BIN)/python -c "from tessera.orchestration.run_cli import ensure_dagster_home; from tessera.settings import load_settings; ensure_dagster_home(load_settings())"
+	@if [ ! -e "$${TESSERA_REVIEW_USERS:-$(DATA_DIR)/review-users.yml}" ]; then \
+	  $(BIN)/tessera review add-user "$$(id -un)" --generate-password $(REVIEW_PASSWORD_FILE); fi
 	$(BIN)/tessera sink --port 8725 & sink=$$!; \
-	TESSERA_REVIEW_USER=$${TESSERA_REVIEW_USER:-$$(id -un)} $(BIN)/tessera review --port $(REVIEW_PORT) & \
+	TESSERA_DAGSTER_URL=http://127.0.0.1:3000 $(BIN)/tessera review --port $(REVIEW_PORT) & \
 	review=$$!; \
 	trap 'kill $$sink $$review 2>/dev/null' EXIT INT TERM; \
 	echo "Dagster UI: http://127.0.0.1:3000   review app (marketing ops): http://127.0.0.1:$(REVIEW_PORT)"; \
+	if [ -e $(REVIEW_PASSWORD_FILE) ]; then \
+	  echo "review app: sign in as $$(id -un), password in $(REVIEW_PASSWORD_FILE)"; fi; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 # pytest exits 5 when it collects no test: that is a failure of the suite, not a pass.

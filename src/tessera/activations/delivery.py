@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 
 from tessera.activations import ledger
-from tessera.activations.approval import require_approval
+from tessera.activations.approval import require_approval, require_not_held
 from tessera.activations.ceilings import DailyCeiling, channel_ceilings, daily_history, local_day
 from tessera.activations.errors import SendBlockedError
 from tessera.activations.providers.base import Provider
@@ -61,8 +61,8 @@ def deliver_day(
 ) -> Delivery:
     """Send ``day``'s reviewed messages that the ledger has not settled, exactly once.
 
-    Refuses (ActivationError, nothing sent) under the kill switch, without a matching approval
-    (unless ``auto_send``), when the plan would pass a daily ceiling, and when a suppression
+    Refuses (ActivationError, nothing sent) under the kill switch, for a date on hold, without a
+    matching approval (unless ``auto_send``), when the plan would pass a daily ceiling, and when a suppression
     source cannot be read. Right before each window of requests the suppression list is read
     again and the ledger is asked whether the address already got a message that day; such
     messages end ``suppressed`` with the reason. While ``pause_file`` exists no new window
@@ -73,6 +73,7 @@ def deliver_day(
             "Sending is disabled by the kill switch (TESSERA_SENDS_DISABLED); nothing was sent."
         )
     messages = reviewed_messages(con, day)
+    require_not_held(con, day)  # a hold stops unattended (auto_send) dates too
     if not settings.auto_send:
         require_approval(con, day, messages)
     ledger.ensure_schema(con)

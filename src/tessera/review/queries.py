@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from tessera.activations.approval import approval_manifest, diff_manifests, stored_approval
+from tessera.activations.approval import (
+    AUDIT_TABLE,
+    approval_manifest,
+    diff_manifests,
+    fingerprint,
+    stored_approval,
+    stored_hold,
+)
 from tessera.activations.errors import ActivationError
 from tessera.campaigns.catalog import Catalog, Dimension
 from tessera.warehouse.duckdb_io import read, table_exists
@@ -171,7 +178,8 @@ def calendar(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> Calendar:
 
 @dataclass
 class ApprovalState:
-    """Whether a date is approved, by whom, and what changed since."""
+    """Whether a date is approved or held, by whom, what changed since, and the fingerprint of
+    the messages as shown (what an approval from this page binds)."""
 
     approved: bool
     approved_at: object = None
@@ -180,20 +188,39 @@ class ApprovalState:
     messages: int = 0
     #: "" when the messages are exactly the approved ones.
     changed: str = ""
+    held_by: str | None = None
+    held_at: object = None
+    hold_note: str = ""
+    #: Fingerprint and count of the outbound messages in the snapshot ("" when there are none).
+    fingerprint: str = ""
+    current_messages: int = 0
 
 
 def approval_state(con: duckdb.DuckDBPyConnection, day: dt.date) -> ApprovalState:
-    try:
-        manifest, row = stored_approval(con, day)
-    except ActivationError as exc:
-        return ApprovalState(approved=False, changed=str(exc))
-    if row is None:
-        return ApprovalState(approved=False)
     messages = _frame(
         con,
         "select * from activations.outbound_messages where cast(as_of_date as date) = $d",
         {"d": day},
     )
+    shown = {
+        "fingerprint": fingerprint(approval_manifest(messages)) if not messages.empty else "",
+        "current_messages": len(messages),
+    }
+    hold = stored_hold(con, day)
+    if hold is not None:
+        return ApprovalState(
+            approved=False,
+            held_by=str(hold["held_by"]),
+            held_at=hold["held_at"],
+            hold_note=str(hold.get("note") or ""),
+            **shown,
+        )
+    try:
+        manifest, row = stored_approval(con, day)
+    except ActivationError as exc:
+        return ApprovalState(approved=False, changed=str(exc), **shown)
+    if row is None:
+        return ApprovalState(approved=False, **shown)
     changed = ""
     if not messages.empty or manifest is not None and not manifest.empty:
         diff = diff_manifests(manifest, approval_manifest(messages)) if not messages.empty else None
@@ -208,6 +235,7 @@ def approval_state(con: duckdb.DuckDBPyConnection, day: dt.date) -> ApprovalStat
         note=str(row.get("note") or ""),
         messages=int(row["message_count"]),
         changed=changed,
+        **shown,
     )
 
 
@@ -434,10 +462,12 @@ def programme(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
 
 
 def approval_log(con: duckdb.DuckDBPyConnection, day: dt.date | None = None) -> pd.DataFrame:
+    """Every approval and hold (of ``day``), newest first (audit.approvals)."""
     where = "" if day is None else "where as_of_date = $d"
     return _frame(
         con,
-        f"select * from review.approval_log {where} order by recorded_at desc",
+        "select recorded_at, action, actor, via, messages, changes, note, run_id "
+        f"from {AUDIT_TABLE} {where} order by recorded_at desc",
         {} if day is None else {"d": day},
     )
 

@@ -45,8 +45,12 @@ def replace_dates(
     writes: list[tuple[str, pd.DataFrame | pa.Table]],
     day: dt.date,
     date_column: str = "as_of_date",
+    appends: list[tuple[str, pd.DataFrame | pa.Table]] | None = None,
 ) -> None:
     """Replace ``day`` in every `schema.table` of ``writes`` in one transaction.
+
+    ``appends`` are added to their tables in the same transaction without deleting anything
+    (logs that keep every entry of a date, written together with the state they record).
 
     A rerun of a date replaces its rows whole, and a failure leaves every table as it was.
     A missing table is created with the frame's schema, also when the frame has no rows, so
@@ -58,7 +62,8 @@ def replace_dates(
     registered: list[str] = []
     con.execute("begin")
     try:
-        for i, (table, frame) in enumerate(writes):
+        appended = list(appends or [])
+        for i, (table, frame) in enumerate([*writes, *appended]):
             exists = table_exists(con, table)
             name = f"_frame_{i}"
             con.register(name, frame)
@@ -77,7 +82,8 @@ def replace_dates(
             if not exists:
                 con.execute(f"create schema if not exists {table.split('.')[0]}")
                 con.execute(f"create table {table} as select * from {name} limit 0")
-            con.execute(f"delete from {table} where {date_column} = $d", {"d": day})
+            if i < len(writes):
+                con.execute(f"delete from {table} where {date_column} = $d", {"d": day})
             con.execute(f"insert into {table} by name select * from {name}")
         con.execute("commit")
     except Exception:

@@ -16,7 +16,10 @@ import duckdb
 import pytest
 import requests
 
-pytestmark = pytest.mark.e2e
+NO_CHROMIUM = (
+    "Chromium or chromedriver is not installed (apt-get install chromium chromium-driver; "
+    "`make system-deps` does it as root) - browser test skipped"
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 #: Screenshots are kept as test artefacts (data/ is gitignored).
@@ -41,6 +44,10 @@ def _chromium() -> tuple[str, str] | None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     return (browser, driver) if browser and driver else None
+
+
+# Skipped before any fixture builds the shop, Dagster and the app (minutes) for nothing.
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(_chromium() is None, reason=NO_CHROMIUM)]
 
 
 @pytest.fixture(scope="module")
@@ -71,51 +78,100 @@ def shop(small_shop_landing: Path, small_shop_end: dt.date, tmp_path_factory):
     return data, small_shop_end
 
 
+#: The test's Dagster instance launches runs at once (make dev's daemon dequeues them instead).
+RUN_NOW = """
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: DefaultRunCoordinator
+"""
+JOB_QUERY = """{ pipelineOrError(params: {repositoryLocationName: "tessera",
+  repositoryName: "__repository__", pipelineName: "approve_and_send"}) { __typename } }"""
+
+
+def _wait_for(proc: subprocess.Popen, what: str, ready, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read().decode(errors="replace")[-3000:])
+        try:
+            if ready():
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{what} did not start within {seconds:.0f} s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture(scope="module")
-def app(shop):
+def dagster_ui(shop):
+    """A Dagster webserver over the shop's instance and warehouse, sending to a local sink:
+    where the app's approvals and holds go, through Dagster's GraphQL API."""
+    from tessera.activations.sink import running_sink
+
     data, _ = shop
+    home = data / "dagster_home"
+    (home / "dagster.yaml").write_text((home / "dagster.yaml").read_text() + RUN_NOW)
     port = _free_port()
-    env = {**os.environ, "TESSERA_DATA_DIR": str(data), TESSERA_USER: REVIEWER}
+    url = f"http://127.0.0.1:{port}"
+    with running_sink(data, with_events=False) as sink:
+        env = {
+            **os.environ,
+            "TESSERA_DATA_DIR": str(data),
+            "DAGSTER_HOME": str(home),
+            "TESSERA_SINK_URL": sink.url,
+        }
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster-webserver"), "-w", "workspace.yaml",
+             "-h", "127.0.0.1", "-p", str(port)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+        def job_loaded() -> bool:
+            body = requests.post(f"{url}/graphql", json={"query": JOB_QUERY}, timeout=5).json()
+            return body.get("data", {}).get("pipelineOrError", {}).get("__typename") == "Pipeline"
+
+        try:
+            _wait_for(proc, "dagster-webserver", job_loaded, 240)
+            yield url
+        finally:
+            _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def app(shop, dagster_ui):
+    data, _ = shop
+    from tessera.review.auth import User, hash_password, save_user
+
+    save_user(data / "review-users.yml", User(REVIEWER, "approver", hash_password(PASSWORD)))
+    port = _free_port()
+    env = {**os.environ, "TESSERA_DATA_DIR": str(data)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tessera.cli", "review", "--port", str(port), "--max-age", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+        [sys.executable, "-m", "tessera.cli", "review", "--port", str(port), "--max-age", "1",
+         "--dagster-url", dagster_ui],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(proc.stdout.read().decode(errors="replace")[-3000:])
-            try:
-                if requests.get(f"{url}/healthz", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.3)
-        else:
-            raise AssertionError("the review app did not start within 60 s")
+        _wait_for(proc, "the review app", lambda: requests.get(f"{url}/healthz", timeout=2).ok, 60)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
 
 
-TESSERA_USER = "TESSERA_REVIEW_USER"
+PASSWORD = "e2e password"
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(app):
     found = _chromium()
-    if not found:
-        pytest.skip(
-            "Chromium or chromedriver is not installed (apt-get install chromium "
-            "chromium-driver; `make system-deps` does it as root) - browser test skipped"
-        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -134,6 +190,7 @@ def browser():
     driver.set_page_load_timeout(30)
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
+        _sign_in(driver, app)
         yield driver
     finally:
         driver.quit()
@@ -173,6 +230,69 @@ def _click_and_wait(driver, element) -> None:
 
     element.click()
     WebDriverWait(driver, 15).until(gone)
+
+
+def _sign_in(driver, app: str) -> None:
+    """Sign in as the reviewer through the sign-in page (screenshot of it kept)."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{app}/calendar")
+    assert "Sign in" in _text(driver, "#page-title")  # every page needs a signed-in user
+    driver.find_element(By.ID, "user").send_keys(REVIEWER)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    _shot(driver, "00-sign-in")
+    _click_and_wait(driver, driver.find_element(By.ID, "sign-in"))
+    assert _text(driver, "#signed-in") == f"{REVIEWER} (approver)"
+
+
+def _session(driver) -> requests.Session:
+    """A requests session with the browser's sign-in cookie."""
+    session = requests.Session()
+    for cookie in driver.get_cookies():
+        session.cookies.set(cookie["name"], cookie["value"])
+    return session
+
+
+def _decide(driver, app: str, day: dt.date, button: str, note: str) -> str:
+    """Click Approve or Hold on the date page; wait until its Dagster run ends; the run id."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{app}/date/{day}")
+    driver.find_element(By.NAME, "note").send_keys(note)
+    _click_and_wait(driver, driver.find_element(By.ID, button))
+    assert "in Dagster as run" in _text(driver, "#message")
+    run_id = driver.find_element(By.ID, "run-link").get_attribute("href").rsplit("/", 1)[1]
+    deadline = time.monotonic() + 240
+    status = ""
+    while time.monotonic() < deadline:
+        driver.get(f"{app}/date/{day}")
+        status = _text(driver, "#run-status")
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(2)
+    assert status == "SUCCESS", f"run {run_id} ended {status}"
+    return run_id
+
+
+def _materialized_in(data: Path, run_id: str) -> set[str]:
+    """The asset keys the Dagster run materialized (read from the instance's run storage)."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    with DagsterInstance.from_config(str(data / "dagster_home")) as instance:
+        events = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+        return {"/".join(e.dagster_event.asset_key.path) for e in events}
+
+
+def _wait_for_state(driver, app: str, day: dt.date, state: str) -> None:
+    """Reload the date page until the snapshot shows ``state`` (it refreshes once the run is
+    over and the warehouse quiet)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        driver.get(f"{app}/date/{day}")
+        if _text(driver, "#approval-state") == state:
+            return
+        time.sleep(1.5)
+    raise AssertionError(f"the date page never showed {state!r}")
 
 
 def test_calendar_shows_the_date_and_the_forward_plan(app, browser, shop) -> None:
@@ -251,22 +371,26 @@ def test_programme_shows_the_uplift_against_the_global_control(app, browser) -> 
     _shot(browser, "05-programme")
 
 
-def test_approving_a_date_records_the_reviewer_for_deliveries(app, browser, shop) -> None:
-    from selenium.webdriver.common.by import By
-
+def test_approving_a_date_runs_send_approval_and_deliveries_in_dagster(app, browser, shop) -> None:
     from tessera.activations.approval import require_approval
 
     data, end = shop
-    browser.get(f"{app}/date/{end}")
-    browser.find_element(By.NAME, "note").send_keys("checked in the browser test")
-    _click_and_wait(browser, browser.find_element(By.ID, "approve"))
-    assert "approved" in _text(browser, "#message")
-    assert _text(browser, "#approval-state") == "approved"
+    run_id = _decide(browser, app, end, "approve", "checked in the browser test")
+    assert _materialized_in(data, run_id) == {
+        "activations/send_approvals",
+        "activations/deliveries",
+    }
+    _wait_for_state(browser, app, end, "approved")
     assert REVIEWER in _text(browser, "#approval")
+    assert "review-app" in _text(browser, "#history")
     _shot(browser, "06-approved")
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         row = con.execute(
             "select approved_by, note from activations.send_approvals where as_of_date = $d",
+            {"d": end},
+        ).fetchall()
+        audit = con.execute(
+            "select action, actor, via, run_id from audit.approvals where as_of_date = $d",
             {"d": end},
         ).fetchall()
         messages = con.execute(
@@ -274,6 +398,22 @@ def test_approving_a_date_records_the_reviewer_for_deliveries(app, browser, shop
         ).df()
         require_approval(con, end, messages)  # what `deliveries` checks before it sends
     assert row == [(REVIEWER, "checked in the browser test")]
+    assert audit == [("approve", REVIEWER, "review-app", run_id)]
+
+
+def test_holding_a_date_withdraws_its_approval_through_dagster(app, browser, shop) -> None:
+    data, end = shop
+    run_id = _decide(browser, app, end, "hold", "wrong offer")
+    assert _materialized_in(data, run_id) == {"activations/send_approvals"}
+    _wait_for_state(browser, app, end, "on hold")
+    assert "wrong offer" in _text(browser, "#approval")
+    _shot(browser, "06b-held")
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        actions = con.execute(
+            "select action from audit.approvals where as_of_date = $d order by recorded_at",
+            {"d": end},
+        ).fetchall()
+    assert actions == [("approve",), ("hold",)]
 
 
 def test_pages_load_while_another_process_writes_the_warehouse(app, browser, shop) -> None:
@@ -287,21 +427,22 @@ def test_pages_load_while_another_process_writes_the_warehouse(app, browser, sho
     try:
         assert writer.stdout.readline().strip() == "locked"
         time.sleep(1.1)  # past --max-age: the app tries to refresh and finds the file locked
+        session = _session(browser)
         for path in ("/calendar", f"/date/{end}", "/customer?customer_id=C0000001"):
             started = time.monotonic()
-            response = requests.get(f"{app}{path}", timeout=20)
+            response = session.get(f"{app}{path}", timeout=20, allow_redirects=False)
             assert response.status_code == 200, path
             assert time.monotonic() - started < 10
         browser.get(f"{app}/date/{end}")
         assert "a run is writing the warehouse" in _text(browser, "#snapshot")
         _shot(browser, "07-while-a-run-writes")
-        forged = requests.post(
-            f"{app}/date/{end}/approve", headers={"Origin": "https://evil.example"}, timeout=20
+        session = _session(browser)
+        forged = session.post(
+            f"{app}/date/{end}/decide", headers={"Origin": "https://evil.example"}, timeout=20
         )
-        assert forged.status_code == 403
-        refused = requests.post(f"{app}/date/{end}/approve", data={"note": "x"}, timeout=20)
-        assert refused.status_code == 409
-        assert "nothing was approved" in refused.text
+        assert forged.status_code == 403  # another site's page cannot decide as the reviewer
+        anonymous = requests.post(f"{app}/date/{end}/decide", data={"action": "hold"}, timeout=20)
+        assert anonymous.status_code == 401
     finally:
         writer.communicate("\n", timeout=30)
 

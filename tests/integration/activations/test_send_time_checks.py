@@ -106,3 +106,28 @@ def test_the_daily_ceiling_counts_every_run_of_the_day_and_no_address_gets_two(s
     )
     # The sink's own events (it unsubscribes and bounces a few) may name the reason first.
     assert sum(held.values()) == 280 and held["address_already_contacted"] > 250
+
+
+def test_a_held_date_sends_nothing_even_unattended_until_approved_again(setup):
+    db, resources, sink = setup
+    unattended = ActivationSettings(sink_url=sink.url, auto_send=True)
+    assert _run([outbound_messages], resources, unattended).success
+    hold = {"ops": {"activations__send_approvals": {"config": {"action": "hold", "note": "x"}}}}
+    assert _run([send_approval], resources, unattended, run_config=hold).success
+    held = _run([deliveries], resources, unattended)
+    assert not held.success and "on hold, held by marketing-ops" in _failure(held)
+    assert sink.stats()["messages"] == 0
+    bad = {"ops": {"activations__send_approvals": {"config": {"action": "Hold"}}}}
+    refused = _run([send_approval], resources, unattended, run_config=bad)
+    assert not refused.success and "action='Hold' is not allowed" in _failure(refused)
+    assert _run([send_approval], resources, unattended).success  # approving releases the hold
+    sent = _run([deliveries], resources, unattended)
+    assert sent.success and sink.stats()["messages"] > 0
+    meta = (
+        _run([send_approval], resources, unattended)
+        .asset_materializations_for_node("activations__send_approvals")[0]
+        .metadata
+    )
+    assert meta["changes_since_last_approval"].value.startswith("no change since the approval")
+    audit = _ledger(db, "select action from audit.approvals order by recorded_at")
+    assert audit == [("hold",), ("approve",), ("approve",)]

@@ -11,7 +11,7 @@ from review_data import D
 
 from tessera.campaigns.catalog import parse_catalog
 from tessera.review import queries, svg
-from tessera.review.approvals import approve_date
+from tessera.review.approvals import Decision, DirectDecisions
 
 CATALOG = parse_catalog(
     """
@@ -129,7 +129,7 @@ def test_a_date_without_approval_awaits_one(con) -> None:
 
 
 def test_approval_state_says_what_changed_since_the_approval(warehouse) -> None:
-    approve_date(warehouse, D, "anna", "ok")
+    _approve(warehouse, "anna", "ok")
     with duckdb.connect(str(warehouse), read_only=True) as c:
         state = queries.approval_state(c, D)
     assert state.approved and state.approved_by == "anna" and state.messages == 4
@@ -143,6 +143,22 @@ def test_approval_state_says_what_changed_since_the_approval(warehouse) -> None:
     assert not state.approved
     assert state.changed == "1 address changed"
     assert state.approved_by == "anna"
+    assert state.fingerprint and state.current_messages == 4
+
+
+def test_a_held_date_shows_who_held_it_and_is_not_approved(warehouse) -> None:
+    _approve(warehouse, "anna", "ok")
+    DirectDecisions(warehouse).decide(Decision(D, "hold", "ben", "wrong offer"))
+    with duckdb.connect(str(warehouse), read_only=True) as c:
+        state = queries.approval_state(c, D)
+        log = queries.approval_log(c, D)
+    assert not state.approved
+    assert (state.held_by, state.hold_note) == ("ben", "wrong offer")
+    assert log[["action", "actor"]].values.tolist() == [["hold", "ben"], ["approve", "anna"]]
+
+
+def _approve(warehouse, who: str, note: str = "") -> None:
+    DirectDecisions(warehouse).decide(Decision(D, "approve", who, note))
 
 
 def test_programme_is_not_yet_without_a_global_control_table(con) -> None:

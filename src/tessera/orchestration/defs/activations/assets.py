@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from tessera.activations.approval import record_approval
+from tessera.activations.approval import ACTIONS, record_approval, record_hold
 from tessera.activations.delivery import PAUSE_FILE, deliver_day
 from tessera.activations.errors import ActivationError
 from tessera.activations.event_store import publish_provider_events
@@ -34,6 +34,7 @@ from tessera.orchestration.defs.sources.assets import RAW_ASSET_KEYS
 from tessera.orchestration.defs.upstream import require_tables
 from tessera.orchestration.defs.warehouse.assets import model_key
 from tessera.reporting import markdown_table
+from tessera.settings import SettingsError, parse_choice
 
 GROUP = "activations"
 PROVIDER_EVENTS = dg.AssetKey(["activations", "provider_events"])
@@ -118,8 +119,15 @@ def outbound_messages(
 
 
 class ApprovalConfig(dg.Config):
-    approved_by: str = "marketing-ops"
+    """Who decides, what, and on which reviewed messages."""
+
+    approved_by: str = "marketing-ops"  # who approves or holds (recorded in audit.approvals)
     note: str = ""
+    action: str = "approve"  # approve | hold
+    #: The fingerprint of the messages the reviewer saw (the review app passes it): when set
+    #: and the messages changed since, nothing is approved.
+    expected_fingerprint: str = ""
+    via: str = "dagster"  # what made the decision: dagster (the UI), review-app, cli
 
 
 @dg.asset(
@@ -134,18 +142,49 @@ class ApprovalConfig(dg.Config):
 def send_approval(
     context: dg.AssetExecutionContext, config: ApprovalConfig, warehouse: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Approval of the day's sends: materialize this partition (after reviewing
+    """Approval (or hold) of the day's sends: materialize this partition (after reviewing
     `outbound_messages`) to let `deliveries` send exactly the reviewed messages. The approval
     binds each message's address, template id, personalization, channel and provider: rebuilding
-    `outbound_messages` with any of them changed voids it, and `deliveries` says what changed."""
+    `outbound_messages` with any of them changed voids it, and `deliveries` says what changed.
+    With `action: hold` the date's approval is withdrawn and nothing of it is sent, not even with
+    auto_send, until it is approved again. Every decision is kept in `audit.approvals`; the review
+    app launches this asset through Dagster's GraphQL API."""
     day = dt.date.fromisoformat(context.partition_key)
-    with _connection(warehouse) as con:
-        approval = record_approval(con, day, config.approved_by, config.note)
+    try:
+        action = parse_choice("action", config.action, ACTIONS)
+    except SettingsError as exc:
+        raise dg.Failure(str(exc)) from None
+    try:
+        with _connection(warehouse) as con:
+            if action == "hold":
+                decided = record_hold(
+                    con, day, config.approved_by, config.note, via=config.via,
+                    run_id=context.run_id,
+                )  # fmt: skip
+            else:
+                decided = record_approval(
+                    con, day, config.approved_by, config.note,
+                    expected_fingerprint=config.expected_fingerprint, via=config.via,
+                    run_id=context.run_id,
+                )  # fmt: skip
+    except ActivationError as exc:
+        raise dg.Failure(str(exc)) from None
+    context.log.info(
+        "%s %s by %s (%d messages)%s",
+        day,
+        "held" if action == "hold" else "approved",
+        config.approved_by,
+        decided.messages,
+        f"; {decided.changes}" if decided.changes else "",
+    )
     return dg.MaterializeResult(
         metadata={
-            "approved_by": config.approved_by,
-            "messages": approval.messages,
-            "fingerprint": approval.fingerprint,
+            "action": action,
+            "approved_by" if action == "approve" else "held_by": config.approved_by,
+            "via": config.via,
+            "messages": decided.messages,
+            "fingerprint": decided.fingerprint,
+            **({"changes_since_last_approval": decided.changes} if decided.changes else {}),
         }
     )
 
