@@ -101,7 +101,7 @@ def deliver_day(
     if settings.live:
         settings.require(providers, set(messages["provider"].unique()))
     log.info("sending %d messages for %s via %s", len(messages), day, settings.target_description())
-    recheck = SendTimeCheck(sources, lambda window: already_contacted(con, window))
+    recheck = SendTimeCheck(sources.for_check, lambda window: already_contacted(con, window))
     report = send_messages(
         con,
         messages,

@@ -189,6 +189,17 @@ class ProviderEvents:
         """Rows of the files landed since the raw load, as the folder holds them now; with
         ``endpoint_only``, only the event endpoint's files (before the first raw load of a run
         the shop's own response exports are still in the folder and are most of its rows)."""
+        frames = [f for f in self.landed_by_file(events, before, endpoint_only).values() if len(f)]
+        return pd.concat(frames, ignore_index=True) if frames else _empty()
+
+    def landed_by_file(
+        self,
+        events: Iterable[str] | None = None,
+        before: dt.date | dt.datetime | None = None,
+        endpoint_only: bool = False,
+    ) -> dict[str, pd.DataFrame]:
+        """:meth:`landed` per file, in file name order. A file's frame is the same object from
+        call to call until the file changes, so callers can cache what they derive from it."""
         stamps = {}
         for path in landing_files(self.landing_dir, TABLE):
             name = str(path.relative_to(self.landing_dir))
@@ -210,8 +221,7 @@ class ProviderEvents:
             by_file = dict(iter(rows.groupby("source_file", sort=False)))
             for name in fresh:
                 cached[name] = (stamps[name], by_file.get(name, _empty()))
-        frames = [cached[n][1] for n in sorted(stamps) if len(cached[n][1])]
-        return pd.concat(frames, ignore_index=True) if frames else _empty()
+        return {n: cached[n][1] for n in sorted(stamps)}
 
     def __call__(
         self,

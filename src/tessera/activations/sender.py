@@ -267,6 +267,7 @@ def send_messages(
     policy: RetryPolicy | None = None,
     workers: int = 8,
     window_messages: int = 8000,
+    window_requests: int = 512,
     in_flight_policy: str = "hold",
     retry_failed: bool = False,
     should_stop: Callable[[], bool] | None = None,
@@ -326,13 +327,19 @@ def send_messages(
                 )
             batches = provider.plan_batches(messages_from_frame(group))
             window: list[list[Message]] = []
+            in_window = 0
             for batch in batches + [None]:  # type: ignore[list-item]
                 if batch is not None:
                     window.append(batch)
-                    if sum(len(b) for b in window) < window_messages and len(window) < workers * 4:
+                    in_window += len(batch)
+                    # Bounded by messages (what may be in flight at a crash), and by requests
+                    # only loosely: a one-message-per-request provider (SMS) would otherwise
+                    # pay the per-window checks and ledger writes every few dozen messages.
+                    if in_window < window_messages and len(window) < window_requests:
                         continue
                 if not window:
                     continue
+                in_window = 0
                 if should_stop and should_stop():
                     raise SendBlockedError(
                         f"kill switch engaged: stopped after {report.sent} messages; "

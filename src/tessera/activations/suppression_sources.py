@@ -94,6 +94,8 @@ REQUIRED_TABLES = tuple(s.name for s in SOURCES if s.required)
 _LEDGER_TABLES = ("activations.deliveries", "activations.outbound_messages")
 CONTACT_COLUMNS = ["customer_id", "email", "phone", "is_email_opt_in", "is_sms_opt_in"]
 MANUAL_SELECT = "address, channel, reason, since, _source_file, _source_row"
+#: The order build_suppressions returns its rows in.
+_ORDER = ["channel", "match_key", "reason", "source", "source_event"]
 
 
 def existing_tables(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
@@ -190,6 +192,8 @@ class SuppressionSources:
                 "optional suppression sources not in the warehouse: %s", ", ".join(self.absent)
             )
         self.reads = 0
+        #: landed event file -> (its events frame as the store holds it, its suppressions)
+        self._by_file: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
         # What the warehouse holds cannot change during the run: normalise it once.
         self._static = build_suppressions(
             self.events,
@@ -206,23 +210,50 @@ class SuppressionSources:
     def landed_manual(self) -> pd.DataFrame:
         return read_landing(self.landing_dir, "suppressions", MANUAL_SELECT)
 
+    def _landed_parts(self) -> list[pd.DataFrame]:
+        """The suppressions of each landed event file (built once per file) and of the manual
+        files as they are now: the check before every window costs only what is new."""
+        files = self.store.landed_by_file(SUPPRESSING_EVENTS)
+        parts = []
+        for name, frame in files.items():
+            done = self._by_file.get(name)
+            if done is None or done[0] is not frame:
+                events = _events(frame)
+                customers = self.customers[
+                    self.customers["customer_id"].isin(set(events["customer_id"]))
+                ]
+                built = build_suppressions(
+                    events, customers, None, sent_addresses(self._con, events["message_id"])
+                )
+                done = self._by_file[name] = (frame, built)
+            parts.append(done[1])
+        for name in set(self._by_file) - set(files):
+            del self._by_file[name]  # removed from the folder
+        manual = self.landed_manual()
+        if not manual.empty:
+            parts.append(build_suppressions(None, None, manual, None))
+        return [p for p in parts if not p.empty]
+
     def __call__(self) -> pd.DataFrame:
         """The warehouse's list plus what the landing folders hold now."""
         self.reads += 1
-        landed = _events(self.landed_events())
-        manual = self.landed_manual()
-        if landed.empty and manual.empty:
+        parts = self._landed_parts()
+        if not parts:
             return self._static
-        # Only the landed events' customers are needed (to find their addresses).
-        customers = self.customers[self.customers["customer_id"].isin(set(landed["customer_id"]))]
-        fresh = build_suppressions(
-            landed,
-            customers,
-            manual if not manual.empty else None,
-            sent_addresses(self._con, landed["message_id"]),
+        fresh = (
+            pd.concat(parts, ignore_index=True)
+            .sort_values(_ORDER, na_position="last", kind="stable")
+            .drop_duplicates()
         )
         return (
             pd.concat([self._static, fresh], ignore_index=True)
             .drop_duplicates()
             .reset_index(drop=True)
         )
+
+    def for_check(self) -> pd.DataFrame:
+        """:meth:`__call__` where a row may repeat (the send-time check looks rows up, so
+        repeats change nothing): no de-duplication of the whole list before every window."""
+        self.reads += 1
+        parts = self._landed_parts()
+        return pd.concat([self._static, *parts], ignore_index=True) if parts else self._static
