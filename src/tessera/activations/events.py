@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from tessera.activations.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_payload
@@ -247,7 +248,7 @@ class EventReceiver:
             if post_key in self._seen_posts:
                 return 200, {"landed": 0, "replayed": True}
         try:
-            events = json.loads(raw)
+            events = orjson.loads(raw)
         except ValueError:
             return 400, {"error": "body must be a JSON array of events"}
         if not isinstance(events, list):
@@ -314,6 +315,8 @@ class EventReceiver:
 class _Handler(BaseHTTPRequestHandler):
     receiver: EventReceiver
     protocol_version = "HTTP/1.1"
+    #: As the sink's: an answer's body must not wait for the client's delayed ACK.
+    disable_nagle_algorithm = True
     #: Seconds a client may take to send its request (a stalled body does not hold a thread).
     timeout = 60
 

@@ -192,8 +192,9 @@ class SuppressionSources:
                 "optional suppression sources not in the warehouse: %s", ", ".join(self.absent)
             )
         self.reads = 0
-        #: landed event file -> (its events frame as the store holds it, its suppressions)
-        self._by_file: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+        #: Landed event files built together (file -> its frame as the store holds it), and
+        #: their suppressions.
+        self._built: list[tuple[dict[str, pd.DataFrame], pd.DataFrame]] = []
         # What the warehouse holds cannot change during the run: normalise it once.
         self._static = build_suppressions(
             self.events,
@@ -210,25 +211,33 @@ class SuppressionSources:
     def landed_manual(self) -> pd.DataFrame:
         return read_landing(self.landing_dir, "suppressions", MANUAL_SELECT)
 
+    def _build_landed(self, landed: pd.DataFrame) -> pd.DataFrame:
+        events = _events(landed)
+        # Only the landed events' customers are needed (to find their addresses).
+        customers = self.customers[self.customers["customer_id"].isin(set(events["customer_id"]))]
+        return build_suppressions(
+            events, customers, None, sent_addresses(self._con, events["message_id"])
+        )
+
     def _landed_parts(self) -> list[pd.DataFrame]:
-        """The suppressions of each landed event file (built once per file) and of the manual
-        files as they are now: the check before every window costs only what is new."""
+        """The suppressions of the landed event files (built once, for the files new since the
+        last call together) and of the manual files as they are now: the check before every
+        window costs only what is new."""
         files = self.store.landed_by_file(SUPPRESSING_EVENTS)
-        parts = []
-        for name, frame in files.items():
-            done = self._by_file.get(name)
-            if done is None or done[0] is not frame:
-                events = _events(frame)
-                customers = self.customers[
-                    self.customers["customer_id"].isin(set(events["customer_id"]))
-                ]
-                built = build_suppressions(
-                    events, customers, None, sent_addresses(self._con, events["message_id"])
-                )
-                done = self._by_file[name] = (frame, built)
-            parts.append(done[1])
-        for name in set(self._by_file) - set(files):
-            del self._by_file[name]  # removed from the folder
+        # A group stays valid while each of its files is the very frame it was built from.
+        self._built = [
+            (group, built)
+            for group, built in self._built
+            if all(files.get(name) is frame for name, frame in group.items())
+        ]
+        covered = {name for group, _ in self._built for name in group}
+        new = {name: frame for name, frame in files.items() if name not in covered}
+        if new:
+            frames = [f for f in new.values() if len(f)]
+            landed = pd.concat(frames, ignore_index=True) if frames else None
+            built = self._static.iloc[0:0] if landed is None else self._build_landed(landed)
+            self._built.append((new, built))
+        parts = [built for _, built in self._built]
         manual = self.landed_manual()
         if not manual.empty:
             parts.append(build_suppressions(None, None, manual, None))

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import requests
 
 from tessera.activations.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_payload
@@ -134,7 +135,7 @@ class EventEmitter:
                     self.q.task_done()
 
     def _post(self, events: list[dict]) -> None:
-        raw = json.dumps(events, separators=(",", ":")).encode()
+        raw = orjson.dumps(events)
         for attempt in range(5):
             ts = str(int(time.time()))
             headers = {

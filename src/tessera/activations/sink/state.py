@@ -10,6 +10,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import orjson
+
 from tessera.activations.providers.sendgrid_rules import CANCEL_BEFORE_S, MAX_HELD_BATCHES
 
 
@@ -52,7 +54,7 @@ class SinkState:
         tmp.replace(self.batches_path)
 
     def store(self, records: list[dict]) -> None:
-        lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+        lines = "".join([orjson.dumps(r).decode() + "\n" for r in records])
         with self.lock:
             self._received.write(lines)
             self._received.flush()
