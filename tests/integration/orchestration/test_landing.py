@@ -260,3 +260,54 @@ def test_customer_rows_carry_their_files_modification_time(landing: Path, con) -
     )
     # updated_at is optional: files without it load with NULLs.
     assert rows[0][1] is None
+
+
+def _collector_post(data_dir: Path) -> None:
+    """One page view through the journeys' collector, which writes landing/events/."""
+    import json
+
+    from tessera.journeys.intake import TrackReceiver
+
+    key = "shop-key-0123456789abcdef"
+    body = {"events": [{"event_id": "e1", "customer_id": "C2", "type": "page_view",
+                        "timestamp": "2025-01-06T10:00:00Z"}]}  # fmt: skip
+    status, reply = TrackReceiver(data_dir, {"web": key}).handle(
+        json.dumps(body).encode(), {"Authorization": f"Bearer {key}"}
+    )
+    assert (status, reply["accepted"]) == (200, 1)
+
+
+def _events_as_one_file(landing: Path) -> None:
+    (landing / "events" / "part-0.csv").unlink()
+    (landing / "events").rmdir()
+    (landing / "events.csv").write_text(EVENTS)
+
+
+def test_a_single_events_csv_is_loaded(landing: Path, con) -> None:
+    _events_as_one_file(landing)
+    load_landing(con, landing)
+    assert con.execute("select customer_id, _source_file from raw.events").fetchall() == [
+        ("C1", "events.csv")
+    ]
+
+
+def test_the_collectors_events_folder_is_loaded_with_its_batch_files(tmp_path: Path, con) -> None:
+    landing = write_shop(tmp_path)
+    (landing / "events" / "part-0.csv").unlink()
+    _collector_post(tmp_path)
+    load_landing(con, landing)
+    rows = con.execute("select customer_id, _source_file from raw.events").fetchall()
+    assert [r[0] for r in rows] == ["C2"]
+    assert rows[0][1].startswith("events/") and rows[0][1].endswith(".parquet")
+
+
+def test_events_csv_beside_the_collectors_events_folder_names_both(tmp_path: Path, con) -> None:
+    landing = write_shop(tmp_path)
+    _events_as_one_file(landing)
+    _collector_post(tmp_path)
+    with pytest.raises(LandingError) as err:
+        load_landing(con, landing)
+    message = str(err.value)
+    assert str(landing / "events.csv") in message
+    assert str(landing / "events") in message
+    assert "move it into the folder" in message
