@@ -95,7 +95,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 bench: setup
-	$(BIN)/python -m tessera.bench.run $(if $(SIZES),--sizes $(SIZES),)
+	$(BIN)/python -m tessera.bench.run $(if $(SIZES),--sizes $(SIZES),) $(if $(MINUTES),--minutes $(MINUTES),)
 
 clean:
 	rm -rf $(VENV) .tools dbt_project/target data

@@ -6,8 +6,12 @@ at once (``wait: 0m``), keyed by customer and product so that every event is one
 message: the collector's acceptance time to the local sink's acceptance time. Reported: p50 and
 p95, messages expected, received, lost and duplicated, and the ticks' evaluation throughput.
 
+``during`` (``make bench`` passes the real daily job in a child process) is started once in the
+middle of the load; the messages whose events were accepted while it ran get their own p95.
+The journeys keep their own state store, so what the daily job takes from them is CPU and disk.
+
 Not included: Dagster's own run start-up after a sensor tick (the field notes report ~5-17 s on
-a busy machine) and a daily job running beside it; add them when reading the figures.
+a busy machine); add it when reading the figures.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -86,7 +92,60 @@ def _post(url: str, events: list[dict]) -> dict:
         return json.loads(resp.read())
 
 
-def run(rate: float, seconds: float, interval: float, batch: int, customers: int) -> dict:
+class _Midway:
+    """Runs ``during`` once, ``delay`` seconds after ``start()``, in a thread, with its timing."""
+
+    def __init__(self, during: Callable[[], dict[str, Any]] | None, delay: float) -> None:
+        self.during = during
+        self.delay = delay
+        self.outcome: dict[str, Any] | None = None
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self._thread = threading.Thread(target=self._run, name="bench-midway", daemon=True)
+
+    def _run(self) -> None:
+        time.sleep(self.delay)
+        self.started_at = time.time()
+        try:
+            self.outcome = self.during() if self.during else None
+        except Exception as exc:  # reported with the figures, not raised in a thread
+            log.exception("the job run during the load failed")
+            self.outcome = {"status": "failed", "note": f"{type(exc).__name__}: {exc}"}
+        finally:
+            self.finished_at = time.time()
+
+    def start(self) -> None:
+        if self.during is not None:
+            self._thread.start()
+
+    def join(self) -> None:
+        if self.during is not None:
+            self._thread.join()
+
+    def report(self, t0_epoch: float, load_end_epoch: float) -> dict[str, Any] | None:
+        if self.during is None or self.started_at is None or self.finished_at is None:
+            return None
+        overlap = max(0.0, min(self.finished_at, load_end_epoch) - self.started_at)
+        return {
+            **(self.outcome or {}),
+            "started_after_s": round(self.started_at - t0_epoch, 1),
+            "wall_seconds": round(self.finished_at - self.started_at, 1),
+            "overlap_s": round(overlap, 1),
+        }
+
+
+def _quantile(values: pd.Series, q: float) -> float | None:
+    return round(float(values.quantile(q)), 2) if len(values) else None
+
+
+def run(
+    rate: float,
+    seconds: float,
+    interval: float,
+    batch: int,
+    customers: int,
+    during: Callable[[], dict[str, Any]] | None = None,
+) -> dict:
     from tessera.activations.events import EventReceiver, ExtraRoute, running_events
     from tessera.activations.sender import RetryPolicy
     from tessera.activations.settings import SendSettings
@@ -135,8 +194,10 @@ def run(rate: float, seconds: float, interval: float, batch: int, customers: int
                     n += batch
 
             producer = threading.Thread(target=produce, daemon=True)
-            t0 = time.monotonic()
+            midway = _Midway(during, seconds / 2)
+            t0, t0_epoch = time.monotonic(), time.time()
             producer.start()
+            midway.start()
             ticks: list[tuple[float, int]] = []
             # ticks at the sensor's interval until the stream ends, then one last tick
             while producer.is_alive() or not ticks or ticks[-1][1] > 0:
@@ -158,6 +219,9 @@ def run(rate: float, seconds: float, interval: float, batch: int, customers: int
                 )
             stop.set()
             producer.join()
+            load_end_epoch = time.time()
+            # A job that outlasts the load is waited for: its child must not outlive the bench.
+            midway.join()
             latency = con.execute(
                 "select s.message_key, epoch(e.received_at) as accepted_at from journeys.steps s "
                 "join journeys.entries e using (entry_id) where s.message_key is not null"
@@ -167,6 +231,16 @@ def run(rate: float, seconds: float, interval: float, batch: int, customers: int
     sink_at = received.groupby("message_key")["received_at"].min()
     lat = latency.set_index("message_key")["accepted_at"]
     seconds_each = (sink_at.reindex(lat.index) - lat).dropna()
+    job = midway.report(t0_epoch, load_end_epoch)
+    if job is not None:
+        assert midway.started_at is not None and midway.finished_at is not None
+        inside = lat[(lat >= midway.started_at) & (lat <= midway.finished_at)].index
+        during_job = seconds_each.reindex(inside).dropna()
+        job.update(
+            messages=len(during_job),
+            latency_p50_s=_quantile(during_job, 0.5),
+            latency_p95_s=_quantile(during_job, 0.95),
+        )
     busy = sum(t for t, _ in ticks)
     evaluated = sum(n for _, n in ticks)
     return {
@@ -180,13 +254,12 @@ def run(rate: float, seconds: float, interval: float, batch: int, customers: int
         "duplicates": int(len(received) - received["message_key"].nunique())
         if len(received)
         else 0,
-        "latency_p50_s": round(float(seconds_each.quantile(0.5)), 2) if len(seconds_each) else None,
-        "latency_p95_s": round(float(seconds_each.quantile(0.95)), 2)
-        if len(seconds_each)
-        else None,
+        "latency_p50_s": _quantile(seconds_each, 0.5),
+        "latency_p95_s": _quantile(seconds_each, 0.95),
         "ticks": len(ticks),
         "tick_seconds_max": round(max(t for t, _ in ticks), 2),
         "evaluation_events_per_s": round(evaluated / busy, 1) if busy else None,
+        "during_job": job,
     }
 
 

@@ -268,6 +268,70 @@ def matrix_line(matrix: Mapping[str, Any] | None) -> str:
     )
 
 
+#: What a journeys result of status ok carries (tessera.bench.journeys.run plus the wiring).
+JOURNEY_FIELDS = (
+    "status",
+    "minutes",
+    "rate_events_per_s",
+    "interval_s",
+    "events_accepted",
+    "messages_received",
+    "lost",
+    "duplicates",
+    "latency_p50_s",
+    "latency_p95_s",
+    "ticks",
+    "tick_seconds_max",
+    "evaluation_events_per_s",
+    "during_job",
+)
+
+
+def journeys_failed(journeys: Mapping[str, Any] | None) -> bool:
+    """A load that failed, or lost or double-sent a message (the issue's goal is 0 and 0)."""
+    if not journeys:
+        return False
+    if journeys["status"] == FAILED:
+        return True
+    return journeys["status"] == OK and bool(journeys["lost"] or journeys["duplicates"])
+
+
+def journeys_lines(journeys: Mapping[str, Any] | None) -> list[str]:
+    """The journey load's figures: latency overall and while the daily job ran, loss, ticks."""
+    if not journeys:
+        return ["journeys under load: not run"]
+    head = (
+        f"journeys under load: {journeys['rate_events_per_s']:g} events/s for "
+        f"{journeys['minutes']:g} min, ticks every {journeys['interval_s']:g} s"
+    )
+    if journeys["status"] != OK:
+        note = f" ({journeys['note']})" if journeys.get("note") else ""
+        return [f"{head}: {journeys['status']}{note}"]
+    lines = [
+        head,
+        f"  event accepted -> sink: p50 {fmt_seconds(journeys['latency_p50_s'])}, "
+        f"p95 {fmt_seconds(journeys['latency_p95_s'])} (goal: p95 under 60 s)",
+        f"  {fmt_count(journeys['events_accepted'])} events, "
+        f"{fmt_count(journeys['messages_received'])} messages, lost {journeys['lost']}, "
+        f"duplicated {journeys['duplicates']}",
+        f"  {journeys['ticks']} ticks, slowest {fmt_seconds(journeys['tick_seconds_max'])}, "
+        f"evaluation {fmt_count(journeys['evaluation_events_per_s'])} events/s (sends included)",
+    ]
+    job = journeys["during_job"]
+    if job:
+        lines.append(
+            f"  daily job ({job.get('shop', '?')}) {job.get('status', '?')}: started at "
+            f"{fmt_seconds(job['started_after_s'])}, ran {fmt_seconds(job['wall_seconds'])} "
+            f"({fmt_seconds(job['overlap_s'])} under load); its {fmt_count(job['messages'])} "
+            f"messages: p50 {fmt_seconds(job['latency_p50_s'])}, "
+            f"p95 {fmt_seconds(job['latency_p95_s'])}"
+            + (f" ({job['note']})" if job.get("note") else "")
+        )
+    else:
+        lines.append(f"  no daily job ran during the load ({journeys.get('note') or 'none given'})")
+    return lines
+
+
 def slowest_steps(steps: Sequence[Mapping[str, Any]], n: int = 5) -> list[tuple[str, float]]:
     """The `n` longest steps of the daily job (finished ones), longest first."""
     timed = [
@@ -300,6 +364,9 @@ def markdown_report(results: Mapping[str, Any]) -> str:
         if notes:
             lines += notes + [""]
     lines += [matrix_line(results.get("matrix")), ""]
+    if results.get("journeys"):
+        journey = journeys_lines(results["journeys"])
+        lines += [journey[0], "", *(f"- {line.strip()}" for line in journey[1:]), ""]
     return "\n".join(lines)
 
 
@@ -313,6 +380,8 @@ def merge_results(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict
     merged["sizes"] = sorted([*kept, *new["sizes"]], key=lambda s: s["customers"])
     if not new.get("matrix") and old.get("matrix"):
         merged["matrix"] = old["matrix"]
+    if not new.get("journeys") and old.get("journeys"):
+        merged["journeys"] = old["journeys"]
     return merged
 
 
@@ -344,3 +413,10 @@ def validate_result(results: Mapping[str, Any]) -> None:
                         f"{where}.stages[{j}].{key}: not a non-negative number: {value!r}"
                     )
         _require(size["end_to_end"], ("status", "seconds", "peak_rss_bytes"), f"{where}.end_to_end")
+    journeys = results.get("journeys")
+    if journeys:
+        _require(journeys, ("status", "minutes", "rate_events_per_s", "interval_s"), "journeys")
+        if journeys["status"] not in STATUSES:
+            raise BenchError(f"journeys.status: unknown {journeys['status']!r}")
+        if journeys["status"] == OK:
+            _require(journeys, JOURNEY_FIELDS, "journeys")

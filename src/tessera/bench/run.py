@@ -29,6 +29,10 @@ DEFAULT_SIZES = "10k,100k,1m"
 #: A fixed campaign date keeps the cached shops valid across days (and inside the partitions).
 DEFAULT_END = dt.date(2026, 6, 1)
 HISTORY_DAYS = 730
+#: Minutes of the journey load in `make bench`: short enough to bear; the issue's figure is 5.
+DEFAULT_JOURNEY_MINUTES = 2.0
+#: The journeys sensor's default interval (orchestration/defs/journeys/sensors.py INTERVAL_S).
+JOURNEY_INTERVAL_S = 30.0
 
 
 def _has(module: str, attr: str | None = None) -> bool:
@@ -181,9 +185,9 @@ def local_sink(data_dir: Path) -> Iterator[str | None]:
         yield url
 
 
-def _fresh_run_dir(cache: Path, landing: Path) -> Path:
+def _fresh_run_dir(cache: Path, landing: Path, name: str = "run") -> Path:
     """A fresh data folder whose landing files are hard links to the cached shop (no copy)."""
-    run_dir = cache / "run"
+    run_dir = cache / name
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     try:
@@ -298,6 +302,23 @@ def _send_floor(con, work: Path, as_of: str, repeats: int) -> floors.Floor | Non
     return floors.Floor(seconds, len(frame), note)
 
 
+def _pipeline_env(run_dir: Path, as_of: dt.date, sink_url: str | None) -> dict[str, str]:
+    """The environment of the daily job's child process over ``run_dir``."""
+    env = {
+        "TESSERA_DATA_DIR": str(run_dir),
+        "DAGSTER_HOME": str(run_dir / "dagster_home"),
+        "TESSERA_PARTITIONS_START": (as_of - dt.timedelta(days=HISTORY_DAYS)).isoformat(),
+    }
+    (run_dir / "dagster_home").mkdir(exist_ok=True)
+    if sink_url:
+        env["TESSERA_SINK_URL"] = sink_url
+        # As in `tessera run`: unattended, the day's messages go to the local sink unapproved.
+        env["TESSERA_AUTO_SEND"] = "true"
+        # A first day has no usual volume: let a 1M-customer shop's day through the ceiling.
+        env["TESSERA_VOLUME_CEILING_FLOOR"] = str(10_000_000)
+    return env
+
+
 def run_pipeline(
     cache: Path, landing: Path, as_of: dt.date, repeats: int, profile: bool
 ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
@@ -310,20 +331,9 @@ def run_pipeline(
             [],
         )
     run_dir = _fresh_run_dir(cache, landing)
-    env = {
-        "TESSERA_DATA_DIR": str(run_dir),
-        "DAGSTER_HOME": str(run_dir / "dagster_home"),
-        "TESSERA_PARTITIONS_START": (as_of - dt.timedelta(days=HISTORY_DAYS)).isoformat(),
-    }
-    (run_dir / "dagster_home").mkdir()
     stages_out: list[dict[str, Any]] = []
     with local_sink(run_dir) as sink_url:
-        if sink_url:
-            env["TESSERA_SINK_URL"] = sink_url
-            # As in `tessera run`: unattended, the day's messages go to the local sink unapproved.
-            env["TESSERA_AUTO_SEND"] = "true"
-            # A first day has no usual volume: let a 1M-customer shop's day through the ceiling.
-            env["TESSERA_VOLUME_CEILING_FLOOR"] = str(10_000_000)
+        env = _pipeline_env(run_dir, as_of, sink_url)
         log.info("running daily_pipeline for %s in %s", as_of, run_dir)
         run, out = _child(
             ["pipeline", "--date", as_of.isoformat()], cache, "pipeline", env, profile
@@ -402,6 +412,64 @@ def run_pipeline(
 
 
 # ------------------------------------------------------------------------------------------------
+# journeys under load, with the daily job in the middle
+# ------------------------------------------------------------------------------------------------
+
+
+def daily_job(cache: Path, landing: Path, as_of: dt.date) -> dict[str, Any]:
+    """The daily job once, in a measured child process over its own data folder (no floors)."""
+    run_dir = _fresh_run_dir(cache, landing, "journeys-run")
+    with local_sink(run_dir) as sink_url:
+        log.info("daily_pipeline for %s during the journey load, in %s", as_of, run_dir)
+        what = ["pipeline", "--date", as_of.isoformat()]
+        run, out = _child(what, cache, "journeys-pipeline", _pipeline_env(run_dir, as_of, sink_url))
+    ok = out is not None and out["success"]
+    return {
+        "status": report.OK if ok else report.FAILED,
+        "shop": cache.name,
+        "seconds": round(run.seconds, 1),
+        "note": "" if ok else f"exit {run.returncode}; see {cache / 'journeys-pipeline.log'}",
+    }
+
+
+def run_journeys(
+    minutes: float,
+    rate: float,
+    interval: float,
+    customers: int,
+    shop: tuple[Path, Path] | None,
+    as_of: dt.date,
+) -> dict[str, Any]:
+    """Event -> sink latency of the journeys under a steady load for ``minutes``, the daily job
+    (on ``shop``: its cache folder and landing) started once in the middle."""
+    base = {"minutes": minutes, "rate_events_per_s": rate, "interval_s": interval}
+    if not _has("tessera.journeys.engine", "run_tick"):
+        return {**base, "status": report.NOT_AVAILABLE, "note": "tessera.journeys.engine.run_tick"}
+    from tessera.bench import journeys
+
+    during = None
+    note = ""
+    if shop is None:
+        note = "no shop to run the daily job on: the load ran alone"
+    elif _has("tessera.orchestration.definitions"):
+        cache, landing = shop
+
+        def during() -> dict[str, Any]:
+            return daily_job(cache, landing, as_of)
+    else:
+        note = "no daily job yet: the load ran alone"
+    log.info(
+        "journeys: %s events/s for %s min, ticks every %s s", rate, f"{minutes:g}", f"{interval:g}"
+    )
+    try:
+        out = journeys.run(rate, minutes * 60, interval, 10, customers, during=during)
+    except Exception as exc:  # the daily figures are still worth writing
+        log.exception("the journey load failed")
+        return {**base, "status": report.FAILED, "note": f"{type(exc).__name__}: {exc}"}
+    return {**base, **out, "status": report.OK, "note": note}
+
+
+# ------------------------------------------------------------------------------------------------
 # matrix micro-benchmark, machine, main
 # ------------------------------------------------------------------------------------------------
 
@@ -462,7 +530,7 @@ def bench_size(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tessera.bench.run", description=__doc__)
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="e.g. 10k or 10k,100k,1m")
     parser.add_argument("--seed", type=int, default=42)
@@ -481,15 +549,47 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="pyinstrument profile of the daily job (bench/cache/<size>/pipeline-profile.html)",
     )
+    parser.add_argument(
+        "--minutes",
+        type=_positive_minutes,
+        default=DEFAULT_JOURNEY_MINUTES,
+        help="length of the journey load, the daily job starting in its middle (the issue's "
+        "figure: 5)",
+    )
+    parser.add_argument("--journeys-rate", type=float, default=50.0, help="events per second")
+    parser.add_argument(
+        "--journeys-interval",
+        type=float,
+        default=JOURNEY_INTERVAL_S,
+        help="seconds between ticks (the sensor's default)",
+    )
+    parser.add_argument("--journeys-customers", type=int, default=20_000)
+    parser.add_argument("--no-journeys", action="store_true", help="skip the journey load")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "bench" / "cache")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        sizes = report.parse_sizes(args.sizes)
-        matrix_customers = report.parse_size(args.matrix_customers)
+        args.size_list = report.parse_sizes(args.sizes)
+        args.matrix_size = report.parse_size(args.matrix_customers)
     except report.BenchError as exc:
         parser.error(str(exc))
+    return args
+
+
+def _positive_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of minutes: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"minutes must be above 0, got {text!r}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes, matrix_customers = args.size_list, args.matrix_size
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
     today = dt.date.today().isoformat()
     results: dict[str, Any] = {
@@ -500,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         "floor_repeats": args.floor_repeats,
         "sizes": [],
         "matrix": None,
+        "journeys": None,
     }
     for customers in sizes:
         t0 = time.perf_counter()
@@ -514,6 +615,19 @@ def main(argv: list[str] | None = None) -> int:
             args.cache_dir / "matrix", matrix_customers, args.matrix_campaigns, args.seed
         )
         print("\n" + report.matrix_line(results["matrix"]))
+    if not args.no_journeys:
+        smallest = min(sizes)
+        cache = args.cache_dir / f"{report.size_label(smallest)}-seed{args.seed}"
+        landing = cache / "landing"
+        results["journeys"] = run_journeys(
+            args.minutes,
+            args.journeys_rate,
+            args.journeys_interval,
+            args.journeys_customers,
+            (cache, landing) if landing.is_dir() else None,
+            args.end,
+        )
+        print("\n" + "\n".join(report.journeys_lines(results["journeys"])))
 
     report.validate_result(results)
     args.results_dir.mkdir(parents=True, exist_ok=True)
@@ -524,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.results_dir / f"{today}.md").write_text(report.markdown_report(merged))
     print(f"\nresults: {json_path} and {json_path.with_suffix('.md')}")
     failed = any(s["end_to_end"]["status"] == report.FAILED for s in results["sizes"])
-    return 1 if failed else 0
+    return 1 if failed or report.journeys_failed(results["journeys"]) else 0
 
 
 if __name__ == "__main__":
