@@ -98,7 +98,7 @@ def stage_of(asset_name: str, group: str | None) -> str:
     if group == "quality":
         return "quality checks"
     if group == "ml":
-        return "scoring" if "score" in name else "training"
+        return "scoring" if "score" in name or "drivers" in name else "training"
     if group == "segments":
         return "segmentation"
     if group == "campaigns":

@@ -17,7 +17,15 @@ import pandas as pd
 
 from tessera.ml.config import TrainConfig
 from tessera.ml.errors import NotEnoughHistoryError, RegistryError
-from tessera.ml.pipeline import Champions, ensure_champions, score_date, write_scores
+from tessera.ml.pipeline import (
+    Champions,
+    ensure_champions,
+    score_date,
+    write_drivers,
+    write_scores,
+)
+from tessera.ml.registry import load_model
+from tessera.ml.scoring import global_importance
 from tessera.reporting import png_markdown
 
 _DEFAULT_WINNERS = {"churn": "lightgbm", "value": "lightgbm"}
@@ -170,6 +178,7 @@ class ScoresDay:
     mean_churn_probability: float
     total_predicted_value_90d: float
     highest_risk: pd.DataFrame  # the ten customers most likely to churn
+    importance: pd.DataFrame  # the churn model's global feature importance (gain share)
 
 
 def score_day(
@@ -191,4 +200,37 @@ def score_day(
         mean_churn_probability=float(scores["churn_probability"].mean()) if n else 0.0,
         total_predicted_value_90d=float(scores["predicted_value_90d"].sum()) if n else 0.0,
         highest_risk=scores.sort_values("churn_probability", ascending=False).head(10),
+        importance=global_importance(load_model(champs.churn, "churn")),
     )
+
+
+@dataclass(frozen=True)
+class DriversDay:
+    """What `drivers_day` wrote: how many customers got drivers, and which features lead."""
+
+    customers: int
+    #: feature, customers (how many have it as their first driver), share of those customers
+    leading: pd.DataFrame
+
+
+def drivers_day(
+    con: duckdb.DuckDBPyConnection,
+    models_dir: Path,
+    as_of: date,
+    config: TrainConfig,
+    floors: dict[str, float] | None = None,
+) -> DriversDay:
+    """Top churn drivers for the customers assigned a campaign on ``as_of`` (same champions
+    as `score_day`: no promoted model is trained here unless none exists)."""
+    champs = ensure_champions(con, models_dir, as_of, config, floors=floors)
+    drivers = write_drivers(con, champs, as_of)
+    first = drivers["top_drivers"].map(lambda text: json.loads(text)[0]["feature"])
+    counts = first.value_counts().head(10)
+    leading = pd.DataFrame(
+        {
+            "feature": counts.index.astype(str),
+            "customers": counts.to_numpy(),
+            "share": (counts / max(len(drivers), 1)).round(3).to_numpy(),
+        }
+    )
+    return DriversDay(customers=len(drivers), leading=leading)

@@ -20,7 +20,7 @@ from tessera.ml.registry import (
     load_model,
     register,
 )
-from tessera.ml.scoring import SCORE_COLUMNS, score_customers
+from tessera.ml.scoring import SCORE_COLUMNS, score_customers, score_drivers
 from tessera.ml.training import (
     TrainConfig,
     TrainingResult,
@@ -152,3 +152,52 @@ def write_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame, as_of: da
     finally:
         con.unregister("scores_frame")
     return len(scores)
+
+
+ASSIGNMENTS = "campaigns.campaign_assignments"
+
+
+def write_drivers(
+    con: duckdb.DuckDBPyConnection,
+    champions: Champions,
+    as_of: date,
+    features: str = FEATURES,
+    assignments: str = ASSIGNMENTS,
+) -> pd.DataFrame:
+    """Fill ml.customer_scores.top_drivers of `as_of` for every customer assigned a campaign
+    that day (treated or control), with TreeSHAP over those customers only; returns how many.
+
+    The column stays where every reader (review app, outbound personalization) already looks;
+    customers not assigned that day keep NULL drivers. Returns the (customer_id, top_drivers)
+    rows written.
+    """
+    frame = con.execute(
+        f"select * from {features} where as_of_date = $d order by customer_id", {"d": as_of}
+    ).df()
+    assigned = [
+        r[0]
+        for r in con.execute(
+            f"select distinct customer_id from {assignments} where cast(as_of_date as date) = $d",
+            {"d": as_of},
+        ).fetchall()
+    ]
+    drivers = score_drivers(frame, load_model(champions.churn, "churn"), assigned)
+    con.register("drivers_frame", drivers)
+    try:
+        con.execute("begin transaction")
+        con.execute(
+            "update ml.customer_scores set top_drivers = null where as_of_date = $d", {"d": as_of}
+        )
+        con.execute(
+            """update ml.customer_scores s set top_drivers = d.top_drivers
+            from drivers_frame d
+            where s.as_of_date = $d and s.customer_id = d.customer_id""",
+            {"d": as_of},
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("drivers_frame")
+    return drivers

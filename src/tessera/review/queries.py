@@ -429,6 +429,7 @@ def customer(con: duckdb.DuckDBPyConnection, customer_id: str) -> CustomerView:
         DRIVERS_SQL.replace(
             "{source}",
             "(select top_drivers from ml.customer_scores where customer_id = $c "
+            "and top_drivers is not null "
             "qualify row_number() over (order by as_of_date desc) = 1)",
         ),
         {**p, "n": 10},

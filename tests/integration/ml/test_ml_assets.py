@@ -12,7 +12,12 @@ from dagster_duckdb import DuckDBResource
 
 from tessera.ml.features import transaction_features
 from tessera.ml.simulation import simulate_transactions
-from tessera.orchestration.defs.ml.assets import customer_scores, model_evaluation, models
+from tessera.orchestration.defs.ml.assets import (
+    customer_drivers,
+    customer_scores,
+    model_evaluation,
+    models,
+)
 from tessera.orchestration.defs.ml.checks import (
     customer_scores_valid,
     lightgbm_beats_baselines,
@@ -115,3 +120,53 @@ def test_models_report_and_checks_materialize(shop):
     checks = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["models_quality_floor"] is True
     assert "lightgbm_beats_baselines" in checks
+
+
+def test_drivers_exist_for_every_assigned_customer_and_importance_is_reported(shop):
+    day = D1.isoformat()
+    scored = dg.materialize(
+        [customer_scores], partition_key=day, resources=shop, run_config=_config()
+    )
+    meta = scored.get_asset_materialization_events()[0].materialization.metadata
+    assert "gain_share" in meta["churn_feature_importance"].value
+    with shop["warehouse"].get_connection() as con:
+        assert (
+            con.execute(
+                "select count(top_drivers) from ml.customer_scores where as_of_date = $d", {"d": D1}
+            ).fetchall()[0][0]
+            == 0
+        )  # scoring runs no TreeSHAP
+        con.execute("create schema if not exists campaigns")
+        con.execute(
+            """create or replace table campaigns.campaign_assignments as
+            select as_of_date, customer_id, 'c1' as campaign_id,
+                   row_number() over (order by customer_id) % 2 = 0 as is_control
+            from ml.customer_scores where as_of_date = $d
+            order by customer_id limit 37""",
+            {"d": D1},
+        )
+    run = dg.materialize(
+        [customer_drivers],
+        partition_key=day,
+        resources=shop,
+        run_config=dg.RunConfig(ops={customer_drivers.op.name: {"config": FAST}}),
+    )
+    drivers_meta = run.get_asset_materialization_events()[0].materialization.metadata
+    assert drivers_meta["dagster/row_count"].value == 37
+    assert "| feature | customers | share |" in drivers_meta["leading_driver"].value
+    with shop["warehouse"].get_connection() as con:
+        missing, extra = con.execute(
+            """select
+                count(*) filter (where a.customer_id is not null and s.top_drivers is null),
+                count(*) filter (where a.customer_id is null and s.top_drivers is not null)
+            from ml.customer_scores s
+            left join campaigns.campaign_assignments a using (as_of_date, customer_id)
+            where s.as_of_date = $d""",
+            {"d": D1},
+        ).fetchall()[0]
+        first = con.execute(
+            "select top_drivers from ml.customer_scores s join campaigns.campaign_assignments a"
+            " using (as_of_date, customer_id) limit 1"
+        ).fetchall()[0][0]
+    assert missing == 0 and extra == 0
+    assert '"feature"' in first

@@ -13,7 +13,12 @@ import pytest
 
 from tessera.ml.errors import NotEnoughHistoryError
 from tessera.ml.features import FeatureSpec, transaction_features
-from tessera.ml.scoring import score_customers, top_drivers_json
+from tessera.ml.scoring import (
+    global_importance,
+    score_customers,
+    score_drivers,
+    top_drivers_json,
+)
 from tessera.ml.training import clv_12m, plan_slices, train_models
 
 
@@ -140,7 +145,7 @@ def test_feature_list_is_data_driven_and_categories_are_stable():
 def test_scores_carry_parseable_top_drivers_and_versions(training):
     training_set, plan, result = training
     today = training_set[training_set["as_of_date"] == plan.evaluation[0]].head(50)
-    scores = score_customers(today, result.churn, result.value, "c1", "v1")
+    scores = score_customers(today, result.churn, result.value, "c1", "v1", with_drivers=True)
     assert len(scores) == 50
     assert scores["churn_probability"].between(0, 1).all()
     assert (scores["predicted_value_90d"] >= 0).all()
@@ -148,6 +153,20 @@ def test_scores_carry_parseable_top_drivers_and_versions(training):
     drivers = json.loads(scores["top_drivers"].iloc[0])
     assert len(drivers) == 3 and set(drivers[0]) == {"feature", "contribution"}
     assert drivers[0]["contribution"] >= drivers[1]["contribution"]
+
+
+def test_scores_skip_treeshap_yet_match_and_drivers_come_on_demand(training):
+    training_set, plan, result = training
+    today = training_set[training_set["as_of_date"] == plan.evaluation[0]].head(50)
+    fast = score_customers(today, result.churn, result.value, "c1", "v1")
+    full = score_customers(today, result.churn, result.value, "c1", "v1", with_drivers=True)
+    assert fast["top_drivers"].isna().all()
+    np.testing.assert_allclose(fast["churn_probability"], full["churn_probability"], rtol=1e-9)
+    some = score_drivers(today, result.churn, today["customer_id"].iloc[[3, 7]].astype(str))
+    assert some["customer_id"].tolist() == today["customer_id"].iloc[[3, 7]].astype(str).tolist()
+    assert some["top_drivers"].tolist() == full["top_drivers"].iloc[[3, 7]].tolist()
+    importance = global_importance(result.churn, n=5)
+    assert len(importance) == 5 and importance["gain_share"].is_monotonic_decreasing
 
 
 def test_top_drivers_orders_by_contribution():

@@ -26,7 +26,7 @@ from tessera.activations.measurement import (
 from tessera.activations.review import load_content, review_day
 from tessera.orchestration.defs.activations.resources import ActivationSettings
 from tessera.orchestration.defs.campaigns.assets import ASSIGNMENTS, EXCLUSIONS, GLOBAL_CONTROL
-from tessera.orchestration.defs.ml.assets import customer_scores
+from tessera.orchestration.defs.ml.assets import customer_drivers, customer_scores
 from tessera.orchestration.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from tessera.orchestration.defs.resources import DataStorage
 from tessera.orchestration.defs.segments.assets import SEGMENT_MEMBERSHIP
@@ -75,6 +75,7 @@ def _connection(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection
         model_key("dim_customers"),
         model_key("customer_features"),
         customer_scores,
+        customer_drivers,
         *SUPPRESSION_SOURCES,
     ],
     tags={"tessera/stage": "review"},

@@ -162,8 +162,10 @@ def customer_scores(
     warehouse: DuckDBResource,
     storage: DataStorage,
 ) -> dg.MaterializeResult:
-    """Daily churn probability, 90-day predicted value, 12-month CLV and top churn drivers
-    per customer (ml.customer_scores), from the newest promoted models trained before the date.
+    """Daily churn probability, 90-day predicted value and 12-month CLV per customer
+    (ml.customer_scores), from the newest promoted models trained before the date, with the
+    churn model's global feature importance (gain share). The per-customer `top_drivers`
+    column is filled afterwards by `customer_drivers`, for the customers assigned that day.
 
     If the registry has no promoted model with a cut-off on or before the date (a fresh
     install), one is trained from the snapshots before the date first, so the very first daily
@@ -183,5 +185,41 @@ def customer_scores(
             "mean_churn_probability": run.mean_churn_probability,
             "total_predicted_value_90d": run.total_predicted_value_90d,
             "highest_risk": dg.MetadataValue.md(markdown_table(run.highest_risk)),
+            "churn_feature_importance": dg.MetadataValue.md(markdown_table(run.importance)),
+        }
+    )
+
+
+#: campaigns/assets.py imports the segments, which import this module: the key, not the asset.
+_ASSIGNMENTS = dg.AssetKey(["campaigns", "campaign_assignments"])
+
+
+@dg.asset(
+    key=["ml", "customer_drivers"],
+    group_name="ml",
+    kinds={"duckdb", "lightgbm"},
+    partitions_def=daily_partitions,
+    pool=WAREHOUSE_POOL,
+    deps=[customer_scores, _ASSIGNMENTS],
+)
+def customer_drivers(
+    context: dg.AssetExecutionContext,
+    config: ModelConfig,
+    warehouse: DuckDBResource,
+    storage: DataStorage,
+) -> dg.MaterializeResult:
+    """Top three churn drivers (TreeSHAP) of each customer assigned a campaign on the date,
+    written to ml.customer_scores.top_drivers, which the review app and the outbound
+    personalization read. Only these customers are explained: TreeSHAP for every scored
+    customer cost more than the scores themselves."""
+    from tessera.ml.daily import drivers_day
+
+    as_of = date.fromisoformat(context.partition_key)
+    with warehouse.get_connection() as con:
+        run = drivers_day(con, storage.models_dir, as_of, config.train_config(), config.floors())
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": run.customers,
+            "leading_driver": dg.MetadataValue.md(markdown_table(run.leading)),
         }
     )
