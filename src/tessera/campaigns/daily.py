@@ -32,7 +32,7 @@ from tessera.campaigns.segmentation import (
     unavailable_parts,
 )
 from tessera.reporting import png_markdown
-from tessera.warehouse.duckdb_io import read, replace_dates, table_exists
+from tessera.warehouse.duckdb_io import local_date_sql, read, replace_dates, table_exists
 
 #: The matrix grid in the metadata shows this many dates up to D.
 GRID_DATES = 7
@@ -208,11 +208,12 @@ EXTERNAL_TABLE = "raw.external_contacts"
 #: Messages other systems sent, inside the cap window before D, as contact-history rows. A row
 #: names its customer by customer_id, else by an address that is a customer's e-mail (any case)
 #: or phone. They are contacts, never controls, and set no lock (`locked_until` = the day sent).
-_EXTERNAL_SQL = """
+#: The day sent is the shop's calendar day ($tz), like the campaign dates the caps count in.
+_EXTERNAL_SQL = f"""
 with src as (
     select nullif(trim(customer_id), '') as customer_id, nullif(trim(address), '') as address,
            lower(trim(channel)) as channel, department,
-           cast(try_cast(sent_at as timestamp) as date) as sent_on
+           {local_date_sql("try_cast(sent_at as timestamp)", "$tz")} as sent_on
     from raw.external_contacts
 ),
 by_address as (
@@ -267,10 +268,11 @@ def _check_external(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def external_history(
-    con: duckdb.DuckDBPyConnection, day: dt.date, lookback_days: int
+    con: duckdb.DuckDBPyConnection, day: dt.date, lookback_days: int, timezone: str = "UTC"
 ) -> pd.DataFrame | None:
     """Messages other systems sent (raw.external_contacts) in the ``lookback_days`` before
-    ``day``, as contact history the caps count; None when the source was never landed."""
+    ``day``, as contact history the caps count; None when the source was never landed.
+    A message's day is its calendar day in ``timezone`` (the shop's, TESSERA_TIMEZONE)."""
     if not table_exists(con, EXTERNAL_TABLE):
         return None
     # the loader creates the table empty when the shop lands none
@@ -286,7 +288,7 @@ def external_history(
             "from (select null::varchar as email, "
             "null::varchar as phone, null::varchar as customer_id)",
         )
-    return con.execute(sql, {"d": day, "n": lookback_days}).df()
+    return con.execute(sql, {"d": day, "n": lookback_days, "tz": timezone}).df()
 
 
 def check_previous_date(con: duckdb.DuckDBPyConnection, day: dt.date, allow_gap: bool) -> list[str]:
@@ -332,11 +334,14 @@ def build_assignments(
     day: dt.date,
     allow_gap: bool = False,
     journey_contacts: pd.DataFrame | None = None,
+    timezone: str = "UTC",
 ) -> AssignmentsDay:
     """Run the matrix engine for ``day`` on its segment membership and the earlier assignments.
 
     ``journey_contacts`` (tessera.journeys.engine.journey_contacts: the triggered messages and
     journey locks, history-shaped) count like earlier assignments: in caps and as locks.
+    Their days, and those of external contacts, are calendar days in ``timezone`` (the shop's,
+    the campaign dates' own), so a cap's day is the same day on both paths.
 
     Writes campaigns.campaign_assignments, campaigns.exclusions and campaigns.matrix_runs in one
     transaction. A date whose previous date was never built is refused unless ``allow_gap``.
@@ -358,7 +363,7 @@ def build_assignments(
             ],
             ignore_index=True,
         )
-    external = external_history(con, day, lookback)
+    external = external_history(con, day, lookback, timezone)
     if external is not None and not external.empty:
         history = external if history is None else pd.concat([history, external], ignore_index=True)
     result = assign_campaigns(membership, catalog, day, history)

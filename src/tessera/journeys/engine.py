@@ -10,7 +10,8 @@ called from where they live:
 - consent: the segments' ``is_<channel>_reachable``; always-exclude: ``policies.always_exclude``
   (transactional triggers exempt, like campaigns);
 - duration locks: the matrix's assignments locking the customer (``ignore_locks`` overrides);
-- caps: ``policies.caps`` over the matrix's contacts plus the journeys' own ledger;
+- caps: ``policies.caps`` over the matrix's contacts plus the journeys' own ledger, counting
+  calendar days in the shop's timezone (``timezone``, TESSERA_TIMEZONE) like the campaign dates;
 - suppressions at send time, exactly once and providers: ``tessera.activations.sender``
   (``send_messages`` with ``SendTimeCheck``) over the journeys' ledger.
 
@@ -33,6 +34,7 @@ import duckdb
 import pandas as pd
 
 from tessera.activations import ledger
+from tessera.activations.ceilings import local_day
 from tessera.activations.events import write_atomic_parquet
 from tessera.activations.keys import message_key
 from tessera.activations.providers.base import Provider
@@ -49,6 +51,7 @@ from tessera.campaigns.segmentation import _literal, condition_sql
 from tessera.journeys.paths import JourneyPaths
 from tessera.journeys.snapshot import HISTORY_COLUMNS, Snapshot
 from tessera.journeys.store import SCHEMA, ensure_schema
+from tessera.warehouse.duckdb_io import local_date_sql
 
 log = logging.getLogger(__name__)
 
@@ -407,8 +410,13 @@ def _caps_frame(catalog: Catalog) -> pd.DataFrame:
     ).astype({"max_contacts": "int64", "days": "int64"})
 
 
-def decide_due(con: duckdb.DuckDBPyConnection, catalog: Catalog, now: dt.datetime) -> pd.DataFrame:
-    """Every due, undecided step with ``reason`` (None: send) by the rules in STEP_REASONS."""
+def decide_due(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, now: dt.datetime, timezone: str = "UTC"
+) -> pd.DataFrame:
+    """Every due, undecided step with ``reason`` (None: send) by the rules in STEP_REASONS.
+
+    "Today" and the day of each journey contact are calendar days in ``timezone`` (the shop's):
+    the daily matrix's contacts are campaign dates, which are days in that timezone too."""
     when = " ".join(
         f"when {_literal(t.id + '.' + s.id)} then ({_conditions(s.when)})"
         for t in catalog.triggers
@@ -420,7 +428,7 @@ def decide_due(con: duckdb.DuckDBPyConnection, catalog: Catalog, now: dt.datetim
     con.register("_triggers_in", _triggers_frame(catalog))
     con.register("_caps_in", _caps_frame(catalog))
     out_statuses = ", ".join(f"'{s}'" for s in ledger.OUT_STATUSES)
-    params = {"now": _naive(now), "today": _naive(now).date()}
+    params = {"now": _naive(now), "today": local_day(now, timezone)}
     try:
         due_sql = f"""
             create or replace temp table _due as
@@ -462,7 +470,8 @@ def decide_due(con: duckdb.DuckDBPyConnection, catalog: Catalog, now: dt.datetim
                 select customer_id, channel, cast(as_of_date as date) as day
                 from snap_history where not coalesce(is_control, false) and channel is not null
                 union all
-                select customer_id, channel, cast(coalesce(sent_at, created_at) as date)
+                select customer_id, channel,
+                       {local_date_sql("coalesce(sent_at, created_at)", "$tz")}
                 from activations.deliveries where status in ({out_statuses})
             ),
             -- contacts already made per (candidate, cap) in the cap's rolling window, plus the
@@ -492,7 +501,7 @@ def decide_due(con: duckdb.DuckDBPyConnection, catalog: Catalog, now: dt.datetim
                      else f.reason end as reason)
             from first_pass f left join capped c using (entry_id, step_id)
             """,
-            {"today": params["today"]},
+            {"today": params["today"], "tz": timezone},
         )
         return con.execute("select * from _decided order by due_at, entry_id, step_id").df()
     finally:
@@ -638,17 +647,23 @@ def _commit_keys(con: duckdb.DuckDBPyConnection, messages: pd.DataFrame, now) ->
 
 
 def committed_messages(
-    con: duckdb.DuckDBPyConnection, catalog: Catalog, environment: str, today: dt.date
+    con: duckdb.DuckDBPyConnection,
+    catalog: Catalog,
+    environment: str,
+    today: dt.date,
+    timezone: str = "UTC",
 ) -> pd.DataFrame:
     """Committed steps the ledger has not settled (a crash between commit and outcome)."""
     rows = con.execute(
         f"""
         select s.entry_id, s.step_id, s.trigger_id, s.customer_id, e.product_id,
-               c.email, c.phone, c.first_name, cast(s.decided_at as date) as day
+               c.email, c.phone, c.first_name,
+               {local_date_sql("s.decided_at", "$tz")} as day
         from {SCHEMA}.steps s join {SCHEMA}.entries e using (entry_id)
         left join snap_customers c on c.customer_id = s.customer_id
         where s.status = 'pending' and s.message_key is not null
-        """
+        """,
+        {"tz": timezone},
     ).df()
     if rows.empty:
         return build_messages(rows, catalog, environment, today)
@@ -685,40 +700,46 @@ def _settle_steps(con: duckdb.DuckDBPyConnection, now) -> None:
     )
 
 
-def journey_contacts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """The journeys' contacts and locks as matrix history rows (HISTORY_COLUMNS).
+def journey_contacts(con: duckdb.DuckDBPyConnection, timezone: str = "UTC") -> pd.DataFrame:
+    """The journeys' contacts and locks as matrix history rows (HISTORY_COLUMNS), their days
+    calendar days in ``timezone`` (the shop's, as the matrix's campaign dates are).
 
     A message that left (or may have: sent, sending, unknown) or a control decision is a
     contact on its day; an entry of a trigger with ``lock_days`` locks the customer from daily
     campaigns from its day for that many days (a row without a channel: no contact).
     """
+    decided = local_date_sql("s.decided_at", "$tz")
+    entered = local_date_sql("e.entered_at", "$tz")
     return con.execute(
         f"""
-        select cast(s.decided_at as date) as as_of_date, s.customer_id,
+        select {decided} as as_of_date, s.customer_id,
                'trigger_' || s.trigger_id as campaign_id, s.channel,
                s.status = 'control' as is_control,
-               cast(s.decided_at as date) as locked_until
+               {decided} as locked_until
         from {SCHEMA}.steps s
         left join activations.deliveries d on d.message_key = s.message_key
         where s.status = 'control'
            or (s.message_key is not null and coalesce(d.status, 'pending')
                in ('sent', 'sending', 'unknown'))
         union all
-        select cast(e.entered_at as date), e.customer_id, 'trigger_' || e.trigger_id,
-               null, true, cast(e.entered_at as date) + to_days(cast(l.lock_days as integer))
+        select {entered}, e.customer_id, 'trigger_' || e.trigger_id,
+               null, true, {entered} + to_days(cast(l.lock_days as integer))
         from {SCHEMA}.entries e join _locks_in l using (trigger_id)
         where l.lock_days > 0
-        """
+        """,
+        {"tz": timezone},
     ).df()
 
 
-def export_contacts(con: duckdb.DuckDBPyConnection, catalog: Catalog, path: Path) -> int:
+def export_contacts(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, path: Path, timezone: str = "UTC"
+) -> int:
     locks = pd.DataFrame(
         [(t.id, t.lock_days) for t in catalog.triggers], columns=["trigger_id", "lock_days"]
     ).astype({"lock_days": "int64"})
     con.register("_locks_in", locks)
     try:
-        frame = journey_contacts(con)
+        frame = journey_contacts(con, timezone)
     finally:
         con.unregister("_locks_in")
     write_atomic_parquet(frame, path.parent, path.name)
@@ -744,12 +765,14 @@ def run_tick(
     fresh_suppressions: Callable[[], pd.DataFrame] | None = None,
     kill_switch: bool = False,
     crash_after_commit: bool = False,
+    timezone: str = "UTC",
 ) -> TickReport:
     """One tick: ingest, enter, exit, decide due steps and send them, export contacts.
 
     ``fresh_suppressions`` returns what landed since the snapshot (provider events, manual
     entries); it is read again before each window of sends. ``crash_after_commit`` stops after
-    the message keys are committed (tests of a crashed tick).
+    the message keys are committed (tests of a crashed tick). ``timezone`` is the shop's
+    (TESSERA_TIMEZONE): the caps' and locks' days are its calendar days.
     """
     from tessera.journeys.intake import queue_files
 
@@ -767,15 +790,15 @@ def run_tick(
     _register_snapshot(con, catalog, snap, suppressions_now())
     report.entries = enter(con, catalog, snap, now)
     report.exits = exit_entries(con, catalog, now)
-    today = _naive(now).date()
-    decided = decide_due(con, catalog, now)
+    today = local_day(now, timezone)
+    decided = decide_due(con, catalog, now, timezone)
     report.decisions = decided["reason"].fillna("send").value_counts().to_dict()
     _record_decisions(con, decided, now)
     fresh = build_messages(decided[decided["reason"].isna()], catalog, environment, today)
     _commit_keys(con, fresh, now)
     if crash_after_commit:
         raise RuntimeError("simulated crash after the message keys were committed")
-    messages = committed_messages(con, catalog, environment, today)
+    messages = committed_messages(con, catalog, environment, today, timezone)
     if not messages.empty:
         if kill_switch:
             log.warning("journeys: kill switch on, %d messages stay committed", len(messages))
@@ -791,7 +814,7 @@ def run_tick(
             report.suppressed = len(send.suppressed)
             report.failed = send.failed + send.failed_retryable
     _settle_steps(con, now)
-    export_contacts(con, catalog, paths.contacts_path)
+    export_contacts(con, catalog, paths.contacts_path, timezone)
     nxt = con.execute(
         f"select min(due_at) from {SCHEMA}.steps where status = 'pending'"
     ).fetchall()[0][0]

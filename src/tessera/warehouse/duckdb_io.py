@@ -105,3 +105,10 @@ def read(
     except (duckdb.CatalogException, duckdb.InvalidInputException):
         # InvalidInput: DuckDB tried a Python variable of that name (a replacement scan).
         return None
+
+
+def local_date_sql(utc_timestamp: str, timezone: str) -> str:
+    """SQL for the calendar day, in ``timezone`` (an SQL expression: a literal or a parameter),
+    of ``utc_timestamp``, a naive UTC TIMESTAMP expression (how the warehouse and the ledgers
+    store time). The shop's days (TESSERA_TIMEZONE) are what caps and locks count in."""
+    return f"cast(timezone({timezone}, timezone('UTC', {utc_timestamp})) as date)"

@@ -136,3 +136,19 @@ def test_without_a_customer_table_contacts_count_by_customer_id() -> None:
     con.execute("drop table marts.dim_customers")
     history = external_history(con, D0, 7)
     assert history["customer_id"].tolist() == ["c"]
+
+
+@pytest.mark.parametrize(
+    ("timezone", "day"),
+    [("Europe/Berlin", D0 - dt.timedelta(days=1)), ("UTC", D0 - dt.timedelta(days=2))],
+)
+def test_an_external_message_just_after_the_shops_midnight_counts_on_the_shops_date(
+    timezone, day
+) -> None:
+    # 23:30 UTC two days before D0 is 00:30 the day before D0 in Berlin (UTC+1 in March)
+    late = dt.datetime.combine(D0 - dt.timedelta(days=2), dt.time(23, 30))
+    con = _warehouse([_contact(customer_id="c", sent_at=f"{late.isoformat()}+00:00")])
+    history = external_history(con, D0, 7, timezone)
+    assert history["as_of_date"].dt.date.tolist() == [day]
+    # a cap window of one day before D0 sees it only where it fell on that day
+    assert len(external_history(con, D0, 1, timezone)) == (1 if timezone != "UTC" else 0)

@@ -158,6 +158,7 @@ def build_resources(
         "campaign_catalog": CampaignCatalog(
             path=str(settings.catalog_path),
             journey_contacts_path=str(JourneyPaths.of(paths.root).contacts_path),
+            timezone=settings.timezone,
         ),
         "activation": build_activation_settings(env),
     }

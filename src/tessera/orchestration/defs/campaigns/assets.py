@@ -119,7 +119,12 @@ def campaign_assignments(
     with warehouse.get_connection() as con:
         require_tables(con, ASSIGNMENTS, [SEGMENT_MEMBERSHIP])
         run = daily.build_assignments(
-            con, catalog, day, config.allow_gap, campaign_catalog.journey_contacts()
+            con,
+            catalog,
+            day,
+            config.allow_gap,
+            campaign_catalog.journey_contacts(),
+            timezone=campaign_catalog.timezone,
         )
     for note in run.notes:
         context.log.warning(note)

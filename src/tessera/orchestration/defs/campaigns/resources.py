@@ -13,6 +13,8 @@ class CampaignCatalog(dg.ConfigurableResource):
     #: The journeys' contacts and locks (``<data_dir>/journeys/contacts.parquet``), counted by
     #: the matrix like its own history; empty: no journeys.
     journey_contacts_path: str = ""
+    #: The shop's timezone (TESSERA_TIMEZONE): the calendar days caps and locks count in.
+    timezone: str = "UTC"
 
     def journey_contacts(self):
         """The journeys' contacts as matrix history rows, None without any."""

@@ -67,6 +67,7 @@ def journey_tick_step(
             policy=settings.retry_policy(),
             fresh_suppressions=landed_suppressions(con, storage.landing_dir, snap),
             kill_switch=settings.kill_switch,
+            timezone=activation.timezone,
         )
     finally:
         con.close()
