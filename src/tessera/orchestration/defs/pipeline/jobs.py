@@ -5,15 +5,19 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from tessera.orchestration.defs.ops.freshness import FRESHNESS_CHECK_KEYS
 from tessera.orchestration.defs.partitions import daily_partitions
 from tessera.settings import load_settings
 
 #: Everything: landing -> warehouse -> checks -> scores -> segments -> matrix -> activations.
 #: Unpartitioned assets (landing, history-wide marts) are refreshed in the same run first.
 #: Assets tagged `tessera/manual` (the send approval) are a person's decision, never the job's.
+#: The freshness checks are the freshness sensor's (they ask "is today built?", not this run).
 daily_pipeline = dg.define_asset_job(
     "daily_pipeline",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.tag("tessera/manual", "true"),
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.tag("tessera/manual", "true")
+    - dg.AssetSelection.checks(*FRESHNESS_CHECK_KEYS),
     partitions_def=daily_partitions,
     description="The whole daily run for campaign date D (data strictly before D 00:00).",
 )
