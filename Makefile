@@ -29,7 +29,7 @@ $(UV):
 # compiles what it imports again (dagster, Great Expectations, LightGBM: 11 s -> 5 s per import
 # here, where PYTHONDONTWRITEBYTECODE is set and nothing is cached after the first run).
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --all-extras --python $(PYTHON)
 	touch $@
 
 # dagster-dbt loads the dbt manifest at import time; parse whenever the dbt project changes.

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -44,3 +53,102 @@ def small_shop_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
         end=SMALL_SHOP_END,
     )
     return landing
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """A PostgreSQL server of the test session on 127.0.0.1 (password authentication)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` (fresh) and return its name."""
+        import psycopg2
+
+        conn = psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname="postgres",
+        )
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'drop database if exists "{name}"')
+            cur.execute(f'create database "{name}"')
+        conn.close()
+        return name
+
+
+def _postgres_bindir() -> Path | None:
+    """Where pg_ctl lives: on PATH, else Debian's /usr/lib/postgresql/<newest>/bin."""
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3])
+    )
+    return versions[-1].parent if versions else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for this test session, in a scratch folder of its own.
+
+    It listens on 127.0.0.1 only. A server refuses to run as root, so as root it runs as the
+    ``postgres`` user that Debian's package creates. Without the binaries the test skips with
+    what to install (`make system-deps` installs them as root); in CI (``CI`` set) it fails.
+    """
+    bindir = _postgres_bindir()
+    if bindir is None:
+        message = (
+            "no PostgreSQL server binaries (Debian: apt-get install postgresql; "
+            "`make system-deps` does it as root)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    prefix: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="tessera-pg-"))
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        os.chown(root, owner.pw_uid, owner.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    password = secrets.token_hex(16)
+    pwfile = root / "pwfile"
+    pwfile.write_text(password + "\n")
+    if prefix:
+        os.chown(pwfile, owner.pw_uid, owner.pw_gid)
+    data = root / "data"
+    port = _free_port()
+    subprocess.run(
+        [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "tessera", "--pwfile",
+         str(pwfile), "--auth=scram-sha-256", "-E", "UTF8", "--no-sync"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    options = (
+        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
+    subprocess.run(
+        [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
+         str(root / "server.log"), "-w", "-t", "60", "start"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        yield PostgresServer("127.0.0.1", port, "tessera", password)
+    finally:
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)

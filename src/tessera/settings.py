@@ -144,6 +144,8 @@ class DataPaths:
 #: The warehouse file's name inside the data folder (dbt_project/profiles.yml spells it too;
 #: tests/unit/test_settings.py checks that the two agree).
 WAREHOUSE_FILE = "warehouse.duckdb"
+#: The values TESSERA_EXECUTOR takes (Settings.executor).
+EXECUTORS = ("multiprocess", "in_process", "k8s")
 #: The data folder when TESSERA_DATA_DIR is not set (the profile's fallback ``../data`` from
 #: dbt_project/ is the same folder).
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
@@ -172,6 +174,10 @@ class Settings:
     #: DuckDB's memory_limit for the warehouse (dbt and the Python steps); above it, DuckDB
     #: spills to disk beside the warehouse instead of growing.
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    #: How the Dagster daily job runs its steps: ``multiprocess`` (Dagster's default, one process
+    #: per step), ``in_process``, or ``k8s`` (a Kubernetes pod per step, from dagster-k8s; see
+    #: docs/deploy.md for the volume it needs). ``tessera run`` always runs in process.
+    executor: str = "multiprocess"
 
     @property
     def paths(self) -> DataPaths:
@@ -209,6 +215,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         demo_seed=env_int(env, "TESSERA_DEMO_SEED", 42),
         catalog_path=Path(env.get("TESSERA_CATALOG") or DEMO_CATALOG).resolve(),
         duckdb_memory_limit=env.get("TESSERA_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT,
+        executor=parse_choice(
+            "TESSERA_EXECUTOR", env.get("TESSERA_EXECUTOR") or "multiprocess", EXECUTORS
+        ),
     )
 
 

@@ -37,6 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "TESSERA_TRACK_KEYS also collect shop events on POST /v1/track",
     )
     serve.add_argument("--port", type=int, default=8726)
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="listen address (default 127.0.0.1; 0.0.0.0 inside a container, behind the TLS "
+        "proxy that receives the provider's and the shop's posts)",
+    )
     serve.add_argument("--data-dir", type=Path, default=None, help="default: TESSERA_DATA_DIR")
     serve.add_argument(
         "--public-key",
@@ -99,7 +105,7 @@ def _run_events(args: argparse.Namespace) -> int:
     data_dir = _data_dir(args.data_dir)
     receiver = EventReceiver(data_dir / "landing", key)
     track = _track_route(data_dir)
-    with running_events(receiver, port=args.port, track=track) as url:
+    with running_events(receiver, host=args.host, port=args.port, track=track) as url:
         log.info("event endpoint on %s, landing into %s", url, receiver.folder)
         if track is not None:
             sources = ", ".join(sorted(track.receiver.keys))

@@ -395,14 +395,19 @@ def make_server(
 
 @contextmanager
 def running_events(
-    receiver: EventReceiver, port: int = 0, track: ExtraRoute | None = None
+    receiver: EventReceiver,
+    port: int = 0,
+    track: ExtraRoute | None = None,
+    host: str = "127.0.0.1",
 ) -> Iterator[str]:
-    """Serve the endpoint on 127.0.0.1 in a thread; yields its URL."""
-    server = make_server(receiver, port=port, track=track)
+    """Serve the endpoint in a thread (on 127.0.0.1 unless ``host`` says otherwise, as inside a
+    container); yields its URL."""
+    server = make_server(receiver, host=host, port=port, track=track)
     thread = threading.Thread(target=server.serve_forever, name="tessera-events", daemon=True)
     thread.start()
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}{EVENTS_PATH}"
+        yield f"http://{shown}:{server.server_address[1]}{EVENTS_PATH}"
     finally:
         server.shutdown()
         server.server_close()

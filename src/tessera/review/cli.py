@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 #: Where approvals and holds go unless --dagster-url says otherwise.
 DAGSTER_URL_VAR = "TESSERA_DAGSTER_URL"
 DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
+#: Hosts that keep the app on this machine; any other --host is warned about.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "through its GraphQL API.",
     )
     review.add_argument("--port", type=int, default=8730, help="listen port (default 8730)")
+    review.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="listen address (default 127.0.0.1; 0.0.0.0 only inside a container or behind a "
+        "TLS proxy, as in deploy/docker-compose.yml)",
+    )
     review.add_argument("--data-dir", type=Path, default=None, help="default: TESSERA_DATA_DIR")
     review.add_argument(
         "--users", type=Path, default=None, help="users file (default: TESSERA_REVIEW_USERS, "
@@ -168,8 +176,18 @@ def _run_review(args: argparse.Namespace) -> int:
     )
     target = "recorded directly" if args.approve_directly else f"sent to Dagster at {url}"
     log.info(
-        "review app on http://127.0.0.1:%d (data in %s; decisions %s)", args.port, data_dir, target
+        "review app on http://%s:%d (data in %s; decisions %s)",
+        args.host,
+        args.port,
+        data_dir,
+        target,
     )
-    # 127.0.0.1 only: the app approves sends; put a TLS proxy in front to share it.
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    if args.host not in LOOPBACK_HOSTS:
+        # The app approves sends: beyond this machine it belongs behind a TLS proxy.
+        log.warning(
+            "the review app listens on %s, not only on this machine: serve it to people through "
+            "a TLS proxy (deploy/docker-compose.yml publishes it on 127.0.0.1 only)",
+            args.host,
+        )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -7,7 +7,7 @@ import dagster as dg
 
 from tessera.orchestration.defs.ops.freshness import FRESHNESS_CHECK_KEYS
 from tessera.orchestration.defs.partitions import daily_partitions
-from tessera.settings import load_settings
+from tessera.settings import SettingsError, load_settings
 
 #: Everything: landing -> warehouse -> checks -> scores -> segments -> matrix -> activations.
 #: Unpartitioned assets (landing, history-wide marts) are refreshed in the same run first.
@@ -45,10 +45,33 @@ def build_daily_pipeline_schedule(timezone: str) -> dg.ScheduleDefinition:
     return daily_pipeline_schedule
 
 
+def build_executor(name: str) -> dg.ExecutorDefinition | None:
+    """The executor of every job of the code location, from ``TESSERA_EXECUTOR``.
+
+    ``None`` keeps Dagster's default (multiprocess). ``k8s`` runs each step in its own
+    Kubernetes pod (dagster-k8s, the ``deploy`` extra); the instance's op pool limit of 1 still
+    lets one step at a time write the warehouse.
+    """
+    if name == "in_process":
+        return dg.in_process_executor
+    if name == "k8s":
+        try:
+            from dagster_k8s import k8s_job_executor
+        except ImportError:
+            raise SettingsError(
+                "TESSERA_EXECUTOR=k8s needs dagster-k8s: install Tessera with its deploy extra "
+                "(pip install 'tessera[deploy]'; the image of deploy/Dockerfile has it)"
+            ) from None
+        return k8s_job_executor
+    return None
+
+
 @dg.definitions
 def pipeline() -> dg.Definitions:
     """Read the settings when the definitions load (not when this module is imported)."""
-    timezone = load_settings().timezone
+    settings = load_settings()
     return dg.Definitions(
-        jobs=[daily_pipeline], schedules=[build_daily_pipeline_schedule(timezone)]
+        jobs=[daily_pipeline],
+        schedules=[build_daily_pipeline_schedule(settings.timezone)],
+        executor=build_executor(settings.executor),
     )
