@@ -225,10 +225,14 @@ final as (
         {{ _days_before_as_of('first_order_at') }} as days_since_first_order,
         case
             when orders_total >= 2
-            then {{ dbt.datediff('first_order_at', 'last_completed_order_at', 'second') }} / 86400.0 / (orders_total - 1)
+            then cast({{ dbt.datediff('first_order_at', 'last_completed_order_at', 'second') }} as double precision)
+                / 86400.0 / (orders_total - 1)
         end as mean_interpurchase_days,
-        (orders_90d + 1.0) / (orders_365d * 90.0 / 365.0 + 1.0) as order_trend_ratio,
-        (revenue_90d + 1.0) / (revenue_365d * 90.0 / 365.0 + 1.0) as revenue_trend_ratio,
+        {#- Doubles on every engine: PostgreSQL reads 1.0 as numeric. #}
+        (cast(orders_90d as double precision) + 1.0)
+        / (cast(orders_365d as double precision) * 90.0 / 365.0 + 1.0) as order_trend_ratio,
+        (cast(revenue_90d as double precision) + 1.0)
+        / (cast(revenue_365d as double precision) * 90.0 / 365.0 + 1.0) as revenue_trend_ratio,
         {%- for c in categories %}
         cast(items_{{ c }} as bigint) as items_{{ c }},
         {%- endfor %}

@@ -20,7 +20,8 @@ final as (
     cross join share
     where
         share.kept_share >= 1.0
-        or (hash(customers.customer_id || ':snapshot-sample') % 1000000) < share.kept_share * 1000000
+        or ({{ md5_number_lower("customers.customer_id || ':snapshot-sample'") }} % 1000000)
+        < share.kept_share * 1000000
 )
 
 select * from final

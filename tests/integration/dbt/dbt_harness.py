@@ -48,20 +48,27 @@ class Warehouse:
 
 
 def run_dbt(
-    data_dir: Path, target_dir: Path, *args: str, vars: dict | None = None
+    data_dir: Path,
+    target_dir: Path,
+    *args: str,
+    vars: dict | None = None,
+    target: str | None = None,
 ) -> dbtRunnerResult:
-    """Invoke dbt in-process on the project, with the warehouse in ``data_dir``."""
+    """Invoke dbt in-process on the project, with the warehouse in ``data_dir`` (or on the
+    profile's ``target``, e.g. ``postgres``)."""
     cli = [
         *args,
         "--project-dir", str(DBT_PROJECT_DIR),
         "--profiles-dir", str(DBT_PROJECT_DIR),
         "--target-path", str(target_dir),
     ]  # fmt: skip
+    if target is not None:
+        cli += ["--target", target]
     if vars is not None:
         cli += ["--vars", repr(vars)]
     with environment(TESSERA_DATA_DIR=str(data_dir)):
         try:
-            return dbtRunner(manifest=_parsed_manifest(target_dir)).invoke(cli)
+            return dbtRunner(manifest=_parsed_manifest(target_dir, target)).invoke(cli)
         finally:
             release_duckdb()
 
@@ -69,13 +76,15 @@ def run_dbt(
 _MANIFESTS: dict[Path, Manifest] = {}
 
 
-def _parsed_manifest(target_dir: Path) -> Manifest:
+def _parsed_manifest(target_dir: Path, target: str | None = None) -> Manifest:
     """Parse the project once per target folder: parsing dominates a tiny build's time, and
-    the manifest does not depend on vars (they are read when models compile)."""
+    the manifest does not depend on vars (they are read when models compile). A folder holds
+    one profile target's manifest (dispatched macros differ per adapter)."""
     if target_dir not in _MANIFESTS:
         result = dbtRunner().invoke(
             ["parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir",
              str(DBT_PROJECT_DIR), "--target-path", str(target_dir)]
+            + (["--target", target] if target else [])
         )  # fmt: skip
         if not result.success:
             raise RuntimeError(f"dbt parse failed: {result.exception}")
